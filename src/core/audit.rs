@@ -1,0 +1,130 @@
+//! The result of evaluating one domain: verdicts, findings and the evidence
+//! views that reports show. Built only by [`super::evaluate`].
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::dnssec::DnssecStatus;
+use super::evidence::{Outcome, Timestamp, TlsInfo};
+use super::finding::{Finding, Severity};
+use super::verdict::{DomainVerdict, Verdict};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DomainAudit {
+    pub domain: String,
+    pub verdict: DomainVerdict,
+    /// Why the verdict is `incomplete` (or another short explanation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The highest severity among the findings, if any.
+    pub worst_severity: Option<Severity>,
+    pub evaluated_at: Timestamp,
+    pub collected_at: Timestamp,
+    pub mx: RrsetView,
+    pub findings: Vec<Finding>,
+    pub hosts: Vec<HostAudit>,
+    #[serde(skip)]
+    pub(in crate::core) _sealed: (),
+}
+
+impl DomainAudit {
+    /// Whether some finding says a target could not be tested.
+    pub fn incomplete(&self) -> bool {
+        self.verdict == DomainVerdict::Incomplete
+    }
+
+    /// Findings that state a problem (not "could not determine"), at or above `min`.
+    pub fn determined_at_least(&self, min: Severity) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(move |f| f.severity >= min && !f.undetermined())
+    }
+
+    /// Hosts whose TLSA RRset is secure and has usable records.
+    pub fn dane_hosts(&self) -> usize {
+        self.hosts.iter().filter(|h| h.dane).count()
+    }
+}
+
+/// One RRset or denial as shown in reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct RrsetView {
+    pub qname: String,
+    pub outcome: Outcome,
+    pub dnssec: DnssecStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    /// The resolver's AD bit, when the resolver was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ad: Option<bool>,
+    /// Failure kind or extended DNS error, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostAudit {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preference: Option<u16>,
+    pub tlsa_base: String,
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Secure TLSA with at least one usable record: DANE applies.
+    pub dane: bool,
+    pub a: RrsetView,
+    pub aaaa: RrsetView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tlsa: Option<RrsetView>,
+    pub records: Vec<RecordView>,
+    pub addresses: Vec<AddressAudit>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordView {
+    /// Presentation form, `U S M hex`.
+    pub record: String,
+    pub usable: bool,
+    /// Why the record is unusable, or what it was diagnosed as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Whether it authenticated at least one address.
+    pub matched: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AddressAudit {
+    pub address: IpAddr,
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What SMTP did, in one line.
+    pub smtp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
+    pub chain: Vec<CertView>,
+    /// Records that authenticated this address.
+    pub authenticated_by: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CertView {
+    pub depth: usize,
+    pub subject: String,
+    pub issuer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Timestamp>,
+    /// `3 1 1` data of this certificate, for copying into a zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spki_sha256: Option<String>,
+    /// Every usable record, matched or not against this certificate.
+    pub records: Vec<CertMatch>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CertMatch {
+    pub record: String,
+    pub matched: bool,
+}

@@ -1,0 +1,339 @@
+//! Matching a served chain against usable TLSA records (RFC 7671 §5,
+//! RFC 7672 §3.1-3.2).
+//!
+//! DANE-EE(3) matches the leaf only, with no name or expiry checks.
+//! DANE-TA(2) matches a certificate the server sent above the leaf; the chain
+//! must then validate up to that certificate at the evaluation time, and the
+//! leaf must name the TLSA base domain (RFC 7672 §3.2.3). webpki validates the
+//! path with the matched certificate as its only anchor, which is exactly
+//! DANE-TA semantics: no public CA list is involved.
+
+use rustls_pki_types::{CertificateDer, UnixTime};
+use webpki::{EndEntityCert, KeyPurposeIdIter};
+
+use super::cert::CertInfo;
+use super::evidence::Timestamp;
+use super::identity;
+use super::tlsa::{TlsaRdata, Usability, UsableRecord, Usage};
+
+/// Why a DANE-TA record that matched a served CA still does not authenticate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaFailure {
+    /// Signatures or constraints do not chain the leaf to the matched CA.
+    ChainInvalid(String),
+    /// A certificate on the path (leaf up to and including the matched CA) is
+    /// outside its validity period: (depth, "expired" or "not yet valid").
+    Expired { depth: usize, what: &'static str },
+    /// The leaf does not name any reference identifier.
+    NameMismatch { presented: Vec<String> },
+}
+
+/// The result of one usable record against one served chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordMatch {
+    /// The record authenticates the server; the matched certificate's depth.
+    Authenticated { depth: usize },
+    /// A DANE-TA record matched the CA at `depth`, but validation failed.
+    TaFailed { depth: usize, failure: TaFailure },
+    /// The record matches no certificate in a position its usage allows.
+    NoMatch,
+}
+
+/// Depths at which the record's data equals the certificate's association
+/// data, regardless of usage (used for display and diagnosis).
+pub fn data_matches(record: &TlsaRdata, chain: &[CertInfo]) -> Vec<usize> {
+    let Usability::Usable(u) = record.usability() else {
+        return Vec::new();
+    };
+    depths_matching(&u, record, chain)
+}
+
+fn depths_matching(u: &UsableRecord, record: &TlsaRdata, chain: &[CertInfo]) -> Vec<usize> {
+    chain
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.association(u.selector, u.mtype).as_deref() == Some(&record.data[..]))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Matches one record against one served chain.
+///
+/// `reference_ids` are the names a DANE-TA leaf may carry: the TLSA base
+/// domain first, then any others the caller accepts (the original MX name,
+/// the next-hop domain).
+pub fn match_record(
+    record: &TlsaRdata,
+    chain: &[CertInfo],
+    reference_ids: &[String],
+    now: Timestamp,
+) -> RecordMatch {
+    let Usability::Usable(u) = record.usability() else {
+        return RecordMatch::NoMatch;
+    };
+    let depths = depths_matching(&u, record, chain);
+    match u.usage {
+        Usage::DaneEe if depths.contains(&0) => RecordMatch::Authenticated { depth: 0 },
+        Usage::DaneTa => {
+            let mut first_failure = None;
+            for depth in depths.into_iter().filter(|d| *d > 0) {
+                match validate_ta(chain, depth, reference_ids, now) {
+                    Ok(()) => return RecordMatch::Authenticated { depth },
+                    Err(failure) => {
+                        first_failure.get_or_insert(RecordMatch::TaFailed { depth, failure });
+                    }
+                }
+            }
+            first_failure.unwrap_or(RecordMatch::NoMatch)
+        }
+        _ => RecordMatch::NoMatch,
+    }
+}
+
+/// Validates the served chain up to the CA at `ta_depth`, then names and times.
+fn validate_ta(
+    chain: &[CertInfo],
+    ta_depth: usize,
+    reference_ids: &[String],
+    now: Timestamp,
+) -> Result<(), TaFailure> {
+    if let Some((depth, what)) = chain[..=ta_depth]
+        .iter()
+        .enumerate()
+        .find_map(|(d, c)| c.time_problem(now).map(|w| (d, w)))
+    {
+        return Err(TaFailure::Expired { depth, what });
+    }
+    webpki_path(chain, ta_depth, now).map_err(TaFailure::ChainInvalid)?;
+    if !identity::matches_any(&chain[0], reference_ids) {
+        return Err(TaFailure::NameMismatch {
+            presented: identity::presented_names(&chain[0]).to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Accepts any extended key usage: SMTP servers often carry clientAuth or
+/// none at all, and RFC 7672 does not constrain EKU.
+struct AnyEku;
+
+impl webpki::ExtendedKeyUsageValidator for AnyEku {
+    fn validate(&self, _iter: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        Ok(())
+    }
+}
+
+fn webpki_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<(), String> {
+    let ders: Vec<CertificateDer<'_>> = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.der.as_slice()))
+        .collect();
+    let anchor = webpki::anchor_from_trusted_cert(&ders[ta_depth])
+        .map_err(|e| format!("the matched CA certificate cannot serve as anchor: {e}"))?;
+    let anchors = [anchor];
+    let leaf = EndEntityCert::try_from(&ders[0]).map_err(|e| match e {
+        webpki::Error::UnsupportedCertVersion => {
+            "the leaf is an X.509 v1 certificate, which cannot be validated under DANE-TA".into()
+        }
+        e => format!("the leaf certificate cannot be parsed for validation: {e}"),
+    })?;
+    let intermediates: Vec<CertificateDer<'_>> = ders
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 0 && *i != ta_depth)
+        .map(|(_, d)| d.clone())
+        .collect();
+    let secs = u64::try_from(now.0).unwrap_or(0);
+    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
+    leaf.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &intermediates,
+        time,
+        AnyEku,
+        None,
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| describe_webpki(&e))
+}
+
+fn describe_webpki(e: &webpki::Error) -> String {
+    use webpki::Error as E;
+    match e {
+        E::UnknownIssuer => {
+            "the leaf is not issued (directly or via the sent intermediates) by the matched CA"
+                .into()
+        }
+        E::InvalidSignatureForPublicKey => {
+            "a certificate signature does not verify with its issuer's key".into()
+        }
+        E::CaUsedAsEndEntity => "the leaf is a CA certificate".into(),
+        E::EndEntityUsedAsCa => {
+            "a non-CA certificate sits between the leaf and the matched CA".into()
+        }
+        E::PathLenConstraintViolated => "a CA's path length constraint is violated".into(),
+        E::NameConstraintViolation => "a CA's name constraints exclude the leaf".into(),
+        other => format!("path validation failed: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str) -> CertInfo {
+        let path = format!("{}/testdata/certs/{name}.der", env!("CARGO_MANIFEST_DIR"));
+        CertInfo::parse(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+    }
+
+    fn rec(usage: u8, selector: u8, mtype: u8, cert: &CertInfo) -> TlsaRdata {
+        use super::super::tlsa::{MatchingType, Selector};
+        TlsaRdata {
+            usage,
+            selector,
+            mtype,
+            data: cert
+                .association(
+                    Selector::from_u8(selector).unwrap(),
+                    MatchingType::from_u8(mtype).unwrap(),
+                )
+                .unwrap(),
+        }
+    }
+
+    /// 2030-06-01, inside the validity of the committed test certificates.
+    const NOW: Timestamp = Timestamp(1_906_934_400);
+
+    fn refs() -> Vec<String> {
+        vec!["mx1.example.net".into()]
+    }
+
+    #[test]
+    fn dane_ee_matches_leaf_only() {
+        let leaf = load("leaf-rsa");
+        let int = load("int-ca");
+        let chain = vec![leaf.clone(), int.clone()];
+        for (s, m) in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)] {
+            assert_eq!(
+                match_record(&rec(3, s, m, &leaf), &chain, &refs(), NOW),
+                RecordMatch::Authenticated { depth: 0 },
+                "3 {s} {m}"
+            );
+        }
+        assert_eq!(
+            match_record(&rec(3, 1, 1, &int), &chain, &refs(), NOW),
+            RecordMatch::NoMatch
+        );
+    }
+
+    #[test]
+    fn dane_ee_ignores_expiry_and_names() {
+        let leaf = load("leaf-expired");
+        let chain = vec![leaf.clone(), load("int-ca")];
+        let other = vec!["not-the-name.example".to_string()];
+        assert_eq!(
+            match_record(&rec(3, 1, 1, &leaf), &chain, &other, NOW),
+            RecordMatch::Authenticated { depth: 0 }
+        );
+    }
+
+    #[test]
+    fn dane_ta_on_intermediate_validates() {
+        let chain = vec![load("leaf-ec"), load("int-ca")];
+        assert_eq!(
+            match_record(&rec(2, 1, 1, &chain[1]), &chain, &refs(), NOW),
+            RecordMatch::Authenticated { depth: 1 }
+        );
+    }
+
+    #[test]
+    fn dane_ta_on_sent_root_validates_through_intermediate() {
+        let chain = vec![load("leaf-rsa"), load("int-ca"), load("root-ca")];
+        assert_eq!(
+            match_record(&rec(2, 0, 1, &chain[2]), &chain, &refs(), NOW),
+            RecordMatch::Authenticated { depth: 2 }
+        );
+    }
+
+    #[test]
+    fn dane_ta_never_matches_the_leaf() {
+        let chain = vec![load("leaf-rsa"), load("int-ca")];
+        assert_eq!(
+            match_record(&rec(2, 1, 1, &chain[0]), &chain, &refs(), NOW),
+            RecordMatch::NoMatch
+        );
+    }
+
+    #[test]
+    fn dane_ta_failures_are_named() {
+        let int = load("int-ca");
+        let misnamed = vec![load("leaf-misnamed"), int.clone()];
+        assert!(matches!(
+            match_record(&rec(2, 1, 1, &int), &misnamed, &refs(), NOW),
+            RecordMatch::TaFailed {
+                depth: 1,
+                failure: TaFailure::NameMismatch { .. }
+            }
+        ));
+        let foreign = vec![load("leaf-other"), int.clone()];
+        assert!(matches!(
+            match_record(&rec(2, 1, 1, &int), &foreign, &refs(), NOW),
+            RecordMatch::TaFailed {
+                failure: TaFailure::ChainInvalid(_),
+                ..
+            }
+        ));
+        let expired_int = load("int-expired");
+        let expired = vec![load("leaf-under-expired-int"), expired_int.clone()];
+        assert!(matches!(
+            match_record(&rec(2, 1, 1, &expired_int), &expired, &refs(), NOW),
+            RecordMatch::TaFailed {
+                failure: TaFailure::Expired { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn wildcard_and_cn_only_leaves_pass_name_check() {
+        let int = load("int-ca");
+        for leaf in ["leaf-wildcard", "leaf-cn-only"] {
+            let chain = vec![load(leaf), int.clone()];
+            assert_eq!(
+                match_record(&rec(2, 1, 1, &int), &chain, &refs(), NOW),
+                RecordMatch::Authenticated { depth: 1 },
+                "{leaf}"
+            );
+        }
+        let chain = vec![load("leaf-partial-wildcard"), int.clone()];
+        assert!(matches!(
+            match_record(&rec(2, 1, 1, &int), &chain, &refs(), NOW),
+            RecordMatch::TaFailed {
+                failure: TaFailure::NameMismatch { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn v1_self_signed_leaf_matches_dane_ee() {
+        let leaf = load("selfsigned-v1");
+        assert_eq!(leaf.version, 1);
+        let chain = vec![leaf.clone()];
+        assert_eq!(
+            match_record(&rec(3, 1, 1, &leaf), &chain, &refs(), NOW),
+            RecordMatch::Authenticated { depth: 0 }
+        );
+    }
+
+    #[test]
+    fn client_auth_only_leaf_is_accepted_under_dane_ta() {
+        let int = load("int-ca");
+        let chain = vec![load("leaf-clientauth-only"), int.clone()];
+        assert_eq!(
+            match_record(&rec(2, 1, 1, &int), &chain, &refs(), NOW),
+            RecordMatch::Authenticated { depth: 1 }
+        );
+    }
+}

@@ -1,0 +1,497 @@
+//! Everything observed about one domain, as data.
+//!
+//! Evidence is the only input of the evaluation core. Collectors fill it, it
+//! serialises to JSON (`--save-evidence`), and `dane-audit evaluate` reads it
+//! back, so every field here is part of a versioned file format: add fields
+//! with `#[serde(default)]`, never change the meaning of an existing one.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::dnssec::DnssecStatus;
+use super::tlsa::TlsaRdata;
+
+/// Version of the evidence file format; bumped on incompatible changes.
+pub const EVIDENCE_SCHEMA_VERSION: u32 = 1;
+
+/// Seconds since the Unix epoch, written as RFC 3339 UTC in JSON so that saved
+/// evidence stays readable by people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Parses RFC 3339 (`2026-11-29T12:00:00Z`) or a bare number of Unix seconds.
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        let s = s.trim();
+        if let Ok(secs) = s.parse::<i64>() {
+            return Some(Timestamp(secs));
+        }
+        let t =
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+        Some(Timestamp(t.unix_timestamp()))
+    }
+
+    /// Whole days from `self` to `later` (negative when `later` is earlier).
+    pub fn days_until(self, later: Timestamp) -> i64 {
+        (later.0 - self.0).div_euclid(86_400)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match time::OffsetDateTime::from_unix_timestamp(self.0) {
+            Ok(t) => {
+                let fmt = time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+                );
+                match t.format(&fmt) {
+                    Ok(s) => f.write_str(&s),
+                    Err(_) => write!(f, "@{}", self.0),
+                }
+            }
+            Err(_) => write!(f, "@{}", self.0),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(i64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Num(n) => Ok(Timestamp(n)),
+            Raw::Str(s) => Timestamp::parse(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid time {s:?}"))),
+        }
+    }
+}
+
+/// One DER certificate, base64 in JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Der(pub Vec<u8>);
+
+impl Serialize for Der {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Der {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .map(Der)
+            .map_err(|e| serde::de::Error::custom(format!("invalid base64 certificate: {e}")))
+    }
+}
+
+/// The whole observation of one domain.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Evidence {
+    pub schema_version: u32,
+    /// The domain as audited: A-labels, lower case, no trailing dot.
+    pub domain: String,
+    pub collected_at: Timestamp,
+    #[serde(default)]
+    pub collector: CollectorInfo,
+    pub mx: Lookup<MxRecord>,
+    /// One entry per MX host (or the implicit MX host), in preference order.
+    #[serde(default)]
+    pub hosts: Vec<HostEvidence>,
+    /// RRSIG validity of the DNSKEY and DS RRsets on the validation path.
+    #[serde(default)]
+    pub chain: Vec<ZoneSignatures>,
+}
+
+/// How the evidence was gathered: shown in reports, never used for verdicts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CollectorInfo {
+    #[serde(default)]
+    pub tool_version: String,
+    #[serde(default)]
+    pub resolvers: Vec<String>,
+    #[serde(default)]
+    pub trust_anchor: String,
+    /// Address families the collector was allowed to use (`-4`, `-6`).
+    #[serde(default)]
+    pub families: Families,
+    /// Whether SMTP probing was skipped on request (`--no-smtp`).
+    #[serde(default)]
+    pub smtp_skipped: bool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Families {
+    pub ipv4: bool,
+    pub ipv6: bool,
+}
+
+impl Default for Families {
+    fn default() -> Self {
+        Families {
+            ipv4: true,
+            ipv6: true,
+        }
+    }
+}
+
+/// How a DNS question ended, before any DNSSEC judgement.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// NOERROR with records of the asked type (possibly via CNAME).
+    Answer,
+    /// NOERROR without records of the asked type.
+    NoData,
+    NxDomain,
+    /// No usable answer: see [`LookupMeta::failure`].
+    Failed,
+}
+
+/// Why a lookup gave no usable answer. Kept apart from absence and from bogus
+/// data because "the server did not answer" says nothing about the zone.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    Timeout,
+    ServFail,
+    Refused,
+    NotImp,
+    FormErr,
+    /// A transport error other than a timeout (connection refused, unreachable).
+    Network,
+    /// The answer could not be parsed or was implausibly large.
+    Malformed,
+    Other,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::ServFail => "SERVFAIL",
+            FailureKind::Refused => "REFUSED",
+            FailureKind::NotImp => "NOTIMP",
+            FailureKind::FormErr => "FORMERR",
+            FailureKind::Network => "network error",
+            FailureKind::Malformed => "malformed answer",
+            FailureKind::Other => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// One RRSIG as seen on an RRset.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rrsig {
+    /// The type covered (`MX`, `TLSA`, `NSEC`, ...).
+    pub covered: String,
+    pub signer: String,
+    pub key_tag: u16,
+    pub algorithm: u8,
+    pub inception: Timestamp,
+    pub expiration: Timestamp,
+}
+
+/// RFC 8914 extended DNS error.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ede {
+    pub code: u16,
+    #[serde(default)]
+    pub text: String,
+}
+
+/// The recursive resolver's own view (CD=0): an independent second witness
+/// to the in-process validator.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Witness {
+    /// `NOERROR`, `NXDOMAIN`, `SERVFAIL`, ... or `timeout`.
+    pub rcode: String,
+    pub ad: bool,
+    #[serde(default)]
+    pub ede: Option<Ede>,
+    /// On SERVFAIL, the rcode of the same question with CD=1.
+    #[serde(default)]
+    pub cd_rcode: Option<String>,
+}
+
+/// One alias followed on the way to the answer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CnameHop {
+    pub owner: String,
+    pub target: String,
+    pub dnssec: DnssecStatus,
+}
+
+/// Metadata of one DNS question, shared by every record type.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LookupMeta {
+    pub qname: String,
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    /// For answers, the status of the RRset; for NODATA/NXDOMAIN, the status of
+    /// the denial of existence.
+    pub dnssec: DnssecStatus,
+    #[serde(default)]
+    pub ttl: Option<u32>,
+    #[serde(default)]
+    pub rrsigs: Vec<Rrsig>,
+    #[serde(default)]
+    pub cnames: Vec<CnameHop>,
+    #[serde(default)]
+    pub witness: Option<Witness>,
+}
+
+/// A DNS question and the records it returned.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lookup<T> {
+    #[serde(flatten)]
+    pub meta: LookupMeta,
+    #[serde(default = "Vec::new")]
+    pub records: Vec<T>,
+}
+
+impl<T> Lookup<T> {
+    pub fn is_answer(&self) -> bool {
+        self.meta.outcome == Outcome::Answer && !self.records.is_empty()
+    }
+
+    pub fn is_denial(&self) -> bool {
+        matches!(self.meta.outcome, Outcome::NoData | Outcome::NxDomain)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MxRecord {
+    pub preference: u16,
+    /// The exchange, no trailing dot; `.` for a null MX.
+    pub exchange: String,
+}
+
+/// Everything about one MX host.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostEvidence {
+    /// The MX exchange as published (or the domain itself for the implicit MX).
+    pub name: String,
+    /// `None` for the implicit MX (RFC 5321 §5.1).
+    #[serde(default)]
+    pub preference: Option<u16>,
+    /// The TLSA base domain (RFC 7672 §2.2.2): the host name or, when every
+    /// alias on the way is secure, its CNAME expansion.
+    pub tlsa_base: String,
+    pub a: Lookup<IpAddr>,
+    pub aaaa: Lookup<IpAddr>,
+    /// `None` when TLSA was not looked up (insecure or failed addresses).
+    #[serde(default)]
+    pub tlsa: Option<Lookup<TlsaRdata>>,
+    #[serde(default)]
+    pub nameservers: Vec<NsProbe>,
+    #[serde(default)]
+    pub smtp: Vec<SmtpProbe>,
+}
+
+/// What one authoritative server address said about one TLSA name.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NsProbe {
+    pub zone: String,
+    pub server: String,
+    pub address: IpAddr,
+    pub qname: String,
+    /// A control query (SOA or A) at the same name, to tell "drops TLSA" from
+    /// "drops everything".
+    pub control: NsAnswer,
+    pub tlsa: NsAnswer,
+    #[serde(default)]
+    pub soa_serial: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NsAnswer {
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
+    pub authoritative: bool,
+    /// Records in presentation format, sorted, for comparison across servers.
+    #[serde(default)]
+    pub records: Vec<String>,
+    /// For a denial, whether this server's proof validates.
+    #[serde(default)]
+    pub denial: Option<DnssecStatus>,
+    #[serde(default)]
+    pub elapsed_ms: u64,
+}
+
+/// RRSIG times of the DNSKEY and DS RRsets of one zone on the chain of trust.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ZoneSignatures {
+    pub zone: String,
+    #[serde(default)]
+    pub rrsigs: Vec<Rrsig>,
+}
+
+/// The SMTP phase in which a probe stopped.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpPhase {
+    Connect,
+    Greeting,
+    Ehlo,
+    Starttls,
+    Handshake,
+}
+
+impl SmtpPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpPhase::Connect => "connect",
+            SmtpPhase::Greeting => "greeting",
+            SmtpPhase::Ehlo => "EHLO",
+            SmtpPhase::Starttls => "STARTTLS",
+            SmtpPhase::Handshake => "TLS handshake",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpFailureKind {
+    Refused,
+    Timeout,
+    /// The peer closed the connection.
+    Closed,
+    /// The peer answered with a reply code that ends the probe (see the reply).
+    Reply,
+    /// EHLO succeeded but did not offer STARTTLS.
+    NoStarttls,
+    /// The peer broke the protocol: not SMTP, a line or reply too long,
+    /// bytes after the STARTTLS 220 (command injection).
+    Protocol,
+    /// The TLS handshake failed (alert or local error, in `detail`).
+    Tls,
+    Network,
+    /// The address was not probed (`--no-smtp`, skip list, family disabled).
+    NotProbed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SmtpFailure {
+    pub phase: SmtpPhase,
+    pub kind: SmtpFailureKind,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// One SMTP reply; lines are kept without the code prefix, capped in number and length.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    #[serde(default)]
+    pub lines: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub version: String,
+    pub cipher: String,
+    #[serde(default)]
+    pub group: Option<String>,
+    pub sni: String,
+}
+
+/// One STARTTLS probe of one address.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SmtpProbe {
+    pub address: IpAddr,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub elapsed_ms: u64,
+    #[serde(default)]
+    pub greeting: Option<Reply>,
+    #[serde(default)]
+    pub ehlo: Option<Reply>,
+    #[serde(default)]
+    pub starttls: Option<Reply>,
+    #[serde(default)]
+    pub tls: Option<TlsInfo>,
+    /// The certificates as sent, leaf first.
+    #[serde(default)]
+    pub chain: Vec<Der>,
+    /// `None` when the handshake completed.
+    #[serde(default)]
+    pub failure: Option<SmtpFailure>,
+}
+
+fn default_port() -> u16 {
+    25
+}
+
+impl SmtpProbe {
+    /// EHLO keywords, upper case (`STARTTLS`, `PIPELINING`, ...).
+    pub fn ehlo_keywords(&self) -> Vec<String> {
+        self.ehlo
+            .iter()
+            .flat_map(|r| r.lines.iter().skip(1))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|k| k.to_ascii_uppercase())
+            .collect()
+    }
+}
+
+/// Errors reading an evidence file.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("not valid evidence JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "evidence schema version {found} is not supported (this build reads {EVIDENCE_SCHEMA_VERSION})"
+    )]
+    Version { found: u32 },
+}
+
+/// Reads one evidence document, or a JSON array of them.
+pub fn parse_evidence(text: &str) -> Result<Vec<Evidence>, EvidenceError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<Evidence>),
+        One(Box<Evidence>),
+    }
+    let all = match serde_json::from_str::<OneOrMany>(text) {
+        Ok(OneOrMany::Many(v)) => v,
+        Ok(OneOrMany::One(e)) => vec![*e],
+        // Re-parse as a single document to get serde's precise error message.
+        Err(_) => vec![serde_json::from_str::<Evidence>(text)?],
+    };
+    for e in &all {
+        if e.schema_version != EVIDENCE_SCHEMA_VERSION {
+            return Err(EvidenceError::Version {
+                found: e.schema_version,
+            });
+        }
+    }
+    Ok(all)
+}

@@ -1,0 +1,604 @@
+//! One MX host: its address and TLSA DNSSEC state (RFC 7672 §2.2.2-2.2.3),
+//! then each address's SMTP outcome and chain.
+
+use std::net::IpAddr;
+
+use super::audit::{AddressAudit, CertMatch, CertView, HostAudit, RecordView, RrsetView};
+use super::cert::CertInfo;
+use super::dnssec::DnssecStatus;
+use super::evidence::{HostEvidence, Lookup, LookupMeta, Outcome, SmtpProbe};
+use super::finding::{Code, Finding, Severity};
+use super::rrset::{self, Served};
+use super::smtp::{SmtpResult, classify};
+use super::tlsa::{MatchingType, Selector, TlsaRdata, Usability};
+use super::verdict::Verdict;
+
+/// What the domain-level evaluation tells the host evaluation.
+pub struct HostContext<'a> {
+    pub domain: &'a str,
+    pub mx_secure: bool,
+    /// Another host of the domain has a secure TLSA RRset.
+    pub others_have_tlsa: bool,
+    pub now: super::evidence::Timestamp,
+    pub accept_nexthop_name: bool,
+}
+
+pub struct HostOutcome {
+    pub audit: HostAudit,
+    pub findings: Vec<Finding>,
+}
+
+/// The state of one address family's lookup.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FamilyState {
+    Secure,
+    Insecure,
+    Absent,
+    Broken,
+    Unknown,
+}
+
+/// The state of the TLSA lookup.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum TlsaState {
+    NotLookedUp,
+    /// Secure RRset with records (usable or not).
+    Secure,
+    Insecure,
+    Absent,
+    Broken,
+    Unknown,
+}
+
+pub fn rrset_view(m: &LookupMeta) -> RrsetView {
+    let note = m
+        .failure
+        .as_ref()
+        .map(|f| {
+            if f.detail.is_empty() {
+                f.kind.as_str().to_string()
+            } else {
+                format!("{}: {}", f.kind.as_str(), f.detail)
+            }
+        })
+        .or_else(|| {
+            m.witness
+                .as_ref()
+                .and_then(|w| w.ede.as_ref())
+                .map(|e| format!("EDE {}: {}", e.code, e.text))
+        });
+    RrsetView {
+        qname: m.qname.clone(),
+        outcome: m.outcome,
+        dnssec: m.dnssec,
+        ttl: m.ttl,
+        ad: m.witness.as_ref().map(|w| w.ad),
+        note,
+    }
+}
+
+pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
+    let mut findings = Vec::new();
+    let name = h.name.as_str();
+    if h.a
+        .meta
+        .cnames
+        .iter()
+        .chain(&h.aaaa.meta.cnames)
+        .next()
+        .is_some()
+    {
+        let target =
+            h.a.meta
+                .cnames
+                .iter()
+                .chain(&h.aaaa.meta.cnames)
+                .last()
+                .map(|c| c.target.clone())
+                .unwrap_or_default();
+        findings.push(
+            Finding::new(Code::MxCname, name)
+                .msg(format!(
+                    "the MX target {name} is an alias of {target}; TLSA is looked up at _25._tcp.{}",
+                    h.tlsa_base
+                ))
+                .at_host(name),
+        );
+    }
+    let v4 = family_state(name, "IPv4 (A)", &h.a, &mut findings);
+    let v6 = family_state(name, "IPv6 (AAAA)", &h.aaaa, &mut findings);
+    let any_secure = v4 == FamilyState::Secure || v6 == FamilyState::Secure;
+    let tlsa_state = tlsa_state(cx, h, any_secure, &mut findings);
+    let records: &[TlsaRdata] = match (&h.tlsa, tlsa_state) {
+        (Some(t), TlsaState::Secure) => &t.records,
+        _ => &[],
+    };
+    let requires_tls = !records.is_empty() && any_secure;
+    let usable_count = records
+        .iter()
+        .filter(|r| matches!(r.usability(), Usability::Usable(_)))
+        .count();
+    findings.extend(unusable_findings(name, records, usable_count));
+    let dane = usable_count > 0 && any_secure && cx.mx_secure;
+    let family_secure = |ip: &IpAddr| match ip {
+        IpAddr::V4(_) => v4 == FamilyState::Secure,
+        IpAddr::V6(_) => v6 == FamilyState::Secure,
+    };
+    let addresses: Vec<IpAddr> = h.a.records.iter().chain(&h.aaaa.records).copied().collect();
+    let chains: Vec<(IpAddr, Vec<CertInfo>)> = h
+        .smtp
+        .iter()
+        .filter(|p| p.failure.is_none())
+        .map(|p| {
+            (
+                p.address,
+                p.chain.iter().map(|d| CertInfo::parse(&d.0)).collect(),
+            )
+        })
+        .collect();
+    let reference_ids = reference_ids(cx, h);
+    let rr = (usable_count > 0).then(|| {
+        let served: Vec<Served<'_>> = chains
+            .iter()
+            .filter(|(ip, _)| family_secure(ip))
+            .map(|(address, chain)| Served {
+                address: *address,
+                chain,
+            })
+            .collect();
+        rrset::evaluate(
+            &rrset::Context {
+                host: name,
+                reference_ids: &reference_ids,
+                now: cx.now,
+            },
+            records,
+            &served,
+        )
+    });
+    let mut address_audits = Vec::new();
+    for ip in &addresses {
+        let probe = h.smtp.iter().find(|p| p.address == *ip);
+        let chain = chains
+            .iter()
+            .find(|(a, _)| a == ip)
+            .map(|(_, c)| c.as_slice());
+        let by: Vec<usize> = rr
+            .as_ref()
+            .and_then(|r| r.addresses.iter().find(|a| a.address == *ip))
+            .map(|a| a.authenticated_by.clone())
+            .unwrap_or_default();
+        let applies = dane && family_secure(ip);
+        let (verdict, reason, f) = address_verdict(name, *ip, probe, applies, requires_tls, &by);
+        findings.extend(f);
+        if applies && !by.is_empty() {
+            findings.extend(expired_ee(name, *ip, chain, records, &by, cx.now));
+        }
+        address_audits.push(AddressAudit {
+            address: *ip,
+            verdict,
+            reason,
+            smtp: probe.map(smtp_line).unwrap_or_else(|| "not probed".into()),
+            tls: probe.and_then(|p| p.tls.clone()),
+            chain: chain.map(|c| cert_views(c, records)).unwrap_or_default(),
+            authenticated_by: by.iter().map(|i| records[*i].to_string()).collect(),
+        });
+    }
+    if dane {
+        findings.extend(disagreement(name, &address_audits));
+    }
+    if let Some(r) = &rr {
+        findings.extend(r.findings.iter().cloned());
+    }
+    let record_views = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RecordView {
+            record: r.to_string(),
+            usable: matches!(r.usability(), Usability::Usable(_)),
+            note: match r.usability() {
+                Usability::Usable(_) => rr.as_ref().and_then(|x| x.notes[i].clone()),
+                Usability::PkixUsage => Some("usage 0/1 is not used by SMTP senders".into()),
+                Usability::Malformed(why) => Some(why),
+            },
+            matched: rr.as_ref().is_some_and(|x| x.matched[i]),
+        })
+        .collect();
+    let (verdict, reason) = host_verdict(
+        cx,
+        &findings,
+        dane,
+        usable_count == 0 && requires_tls,
+        tlsa_state,
+        &address_audits,
+    );
+    HostOutcome {
+        audit: HostAudit {
+            name: h.name.clone(),
+            preference: h.preference,
+            tlsa_base: h.tlsa_base.clone(),
+            verdict,
+            reason,
+            dane,
+            a: rrset_view(&h.a.meta),
+            aaaa: rrset_view(&h.aaaa.meta),
+            tlsa: h.tlsa.as_ref().map(|t| rrset_view(&t.meta)),
+            records: record_views,
+            addresses: address_audits,
+        },
+        findings,
+    }
+}
+
+fn reference_ids(cx: &HostContext<'_>, h: &HostEvidence) -> Vec<String> {
+    let mut ids = vec![h.tlsa_base.clone()];
+    if h.name != h.tlsa_base {
+        ids.push(h.name.clone());
+    }
+    if cx.accept_nexthop_name && !ids.iter().any(|i| i == cx.domain) {
+        ids.push(cx.domain.to_string());
+    }
+    ids
+}
+
+fn failure_text(m: &LookupMeta) -> String {
+    let mut s = m
+        .failure
+        .as_ref()
+        .map(|f| f.kind.as_str().to_string())
+        .unwrap_or_else(|| format!("DNSSEC status {}", m.dnssec.as_str()));
+    if let Some(e) = m.witness.as_ref().and_then(|w| w.ede.as_ref()) {
+        s.push_str(&format!("; resolver says EDE {} {}", e.code, e.text));
+    }
+    s
+}
+
+fn family_state<T>(host: &str, family: &str, l: &Lookup<T>, out: &mut Vec<Finding>) -> FamilyState {
+    let m = &l.meta;
+    let f = |code| Finding::new(code, host.to_string()).at_host(host);
+    match (m.outcome, m.dnssec) {
+        (Outcome::Failed, _) | (_, DnssecStatus::Indeterminate) => {
+            out.push(f(Code::HostLookupFailed).msg(format!(
+                "the {family} lookup for {host} failed: {}",
+                failure_text(m)
+            )));
+            FamilyState::Unknown
+        }
+        (Outcome::Answer, DnssecStatus::Secure) => FamilyState::Secure,
+        (Outcome::Answer, DnssecStatus::Insecure) => {
+            out.push(f(Code::HostAddressInsecure).msg(format!(
+                "the {family} records of {host} are not signed: senders do not use DANE over {family}"
+            )));
+            FamilyState::Insecure
+        }
+        (Outcome::Answer, DnssecStatus::Bogus) => {
+            out.push(f(Code::HostAddressBogus).msg(format!(
+                "the {family} records of {host} fail DNSSEC validation ({})",
+                failure_text(m)
+            )));
+            FamilyState::Broken
+        }
+        (_, DnssecStatus::Bogus) => {
+            out.push(f(Code::HostDenialBogus).msg(format!(
+                "{host} has no {family} records, but the proof of that fails validation ({})",
+                failure_text(m)
+            )));
+            FamilyState::Broken
+        }
+        _ => FamilyState::Absent,
+    }
+}
+
+fn tlsa_state(
+    cx: &HostContext<'_>,
+    h: &HostEvidence,
+    any_secure: bool,
+    out: &mut Vec<Finding>,
+) -> TlsaState {
+    let Some(t) = &h.tlsa else {
+        return TlsaState::NotLookedUp;
+    };
+    let m = &t.meta;
+    let qname = format!("_25._tcp.{}", h.tlsa_base);
+    let f = |code| Finding::new(code, qname.clone()).at_host(&h.name);
+    let state = match (m.outcome, m.dnssec) {
+        (Outcome::Failed, _) | (_, DnssecStatus::Indeterminate) => {
+            out.push(f(Code::TlsaLookupFailed).msg(format!(
+                "the TLSA lookup for {qname} failed: {} (this is not the same as 'no TLSA')",
+                failure_text(m)
+            )));
+            TlsaState::Unknown
+        }
+        (Outcome::Answer, DnssecStatus::Secure) if !t.records.is_empty() => TlsaState::Secure,
+        (Outcome::Answer, DnssecStatus::Insecure) if !t.records.is_empty() => {
+            out.push(f(Code::TlsaInsecure).msg(format!(
+                "{qname} has {} TLSA record(s), but they are not DNSSEC-signed: senders ignore them",
+                t.records.len()
+            )));
+            TlsaState::Insecure
+        }
+        (Outcome::Answer, DnssecStatus::Bogus) => {
+            out.push(f(Code::TlsaBogus).msg(format!(
+                "the TLSA records at {qname} fail DNSSEC validation ({}): DANE senders defer mail to {}",
+                failure_text(m),
+                h.name
+            )));
+            TlsaState::Broken
+        }
+        (_, DnssecStatus::Bogus) => {
+            out.push(f(Code::TlsaDenialBogus).msg(format!(
+                "{qname} has no TLSA records, but the proof of that fails validation ({})",
+                failure_text(m)
+            )));
+            TlsaState::Broken
+        }
+        (_, DnssecStatus::Secure) => {
+            if any_secure {
+                let finding = f(Code::TlsaAbsent).msg(format!(
+                    "{qname} has no TLSA records (securely denied): {} is not protected by DANE",
+                    h.name
+                ));
+                // Unprotected next to protected hosts is the weak link.
+                let finding = if cx.others_have_tlsa {
+                    finding.secondary()
+                } else {
+                    finding
+                };
+                out.push(finding);
+            }
+            TlsaState::Absent
+        }
+        _ => TlsaState::Absent,
+    };
+    state
+}
+
+fn unusable_findings(host: &str, records: &[TlsaRdata], usable: usize) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for r in records {
+        let subject = format!("_25._tcp.{host} TLSA {}", r.short());
+        match r.usability() {
+            Usability::Usable(_) => {}
+            Usability::PkixUsage => out.push(
+                Finding::new(Code::TlsaPkixUsage, subject)
+                    .msg(format!(
+                        "`{}` uses usage {} ({}), which SMTP senders ignore",
+                        r.short(),
+                        r.usage,
+                        r.usage().name()
+                    ))
+                    .fix(format!(
+                        "Replace it with `{}` (DANE-{}) if it describes the server's {}.",
+                        TlsaRdata {
+                            usage: r.usage + 2,
+                            ..r.clone()
+                        },
+                        if r.usage == 1 { "EE" } else { "TA" },
+                        if r.usage == 1 {
+                            "own certificate or key"
+                        } else {
+                            "issuing CA"
+                        }
+                    ))
+                    .at_host(host),
+            ),
+            Usability::Malformed(why) => out.push(
+                Finding::new(Code::TlsaMalformed, subject)
+                    .msg(format!("`{}`: {why}", r.short()))
+                    .at_host(host),
+            ),
+        }
+    }
+    if usable == 0 && !records.is_empty() {
+        out.push(
+            Finding::new(Code::TlsaAllUnusable, format!("_25._tcp.{host}"))
+                .msg(format!(
+                    "none of the {} TLSA record(s) of {host} is usable: senders require TLS but authenticate nothing",
+                    records.len()
+                ))
+                .at_host(host),
+        );
+    }
+    out
+}
+
+fn address_verdict(
+    host: &str,
+    ip: IpAddr,
+    probe: Option<&SmtpProbe>,
+    applies: bool,
+    requires_tls: bool,
+    authenticated_by: &[usize],
+) -> (Verdict, Option<String>, Vec<Finding>) {
+    let subject = format!("{host}[{ip}]");
+    let finding = |code, msg: String| {
+        let f = Finding::new(code, subject.clone())
+            .msg(msg)
+            .at_address(host, ip);
+        if requires_tls { f } else { f.secondary() }
+    };
+    let Some(p) = probe else {
+        let v = if applies {
+            Verdict::NotTested
+        } else {
+            Verdict::NotDane
+        };
+        return (v, applies.then(|| "not probed".into()), vec![]);
+    };
+    let not_dane = |v: Verdict| if applies { v } else { Verdict::NotDane };
+    match classify(p) {
+        SmtpResult::NotProbed(why) => (not_dane(Verdict::NotTested), Some(why), vec![]),
+        SmtpResult::Untested { code, message } => (
+            not_dane(Verdict::NotTested),
+            Some(message.clone()),
+            vec![
+                Finding::new(code, subject.clone())
+                    .msg(message)
+                    .at_address(host, ip),
+            ],
+        ),
+        SmtpResult::Failed { code, message } => (
+            not_dane(Verdict::Fail),
+            Some(message.clone()),
+            vec![finding(code, message)],
+        ),
+        SmtpResult::Tls if !applies => (Verdict::NotDane, None, vec![]),
+        SmtpResult::Tls if authenticated_by.is_empty() => (
+            Verdict::Fail,
+            Some("no usable TLSA record matches the served chain".into()),
+            vec![],
+        ),
+        SmtpResult::Tls => (Verdict::Pass, None, vec![]),
+    }
+}
+
+fn expired_ee(
+    host: &str,
+    ip: IpAddr,
+    chain: Option<&[CertInfo]>,
+    records: &[TlsaRdata],
+    by: &[usize],
+    now: super::evidence::Timestamp,
+) -> Option<Finding> {
+    let leaf = chain?.first()?;
+    let what = leaf.time_problem(now)?;
+    if !by.iter().any(|i| records[*i].usage == 3) {
+        return None;
+    }
+    Some(
+        Finding::new(Code::CertExpiredDaneEe, format!("{host}[{ip}]"))
+            .msg(format!(
+                "the certificate served at {ip} is {what}{}; DANE-EE still accepts it",
+                leaf.not_after
+                    .map(|t| format!(" (notAfter {t})"))
+                    .unwrap_or_default()
+            ))
+            .at_address(host, ip),
+    )
+}
+
+/// `addresses-disagree`: addresses of one DANE host reach different results.
+fn disagreement(host: &str, addresses: &[AddressAudit]) -> Option<Finding> {
+    let tested: Vec<&AddressAudit> = addresses
+        .iter()
+        .filter(|a| matches!(a.verdict, Verdict::Pass | Verdict::Fail))
+        .collect();
+    let passes = tested.iter().filter(|a| a.verdict == Verdict::Pass).count();
+    if passes == 0 || passes == tested.len() {
+        return None;
+    }
+    let detail: Vec<String> = tested
+        .iter()
+        .map(|a| format!("{} {}", a.address, a.verdict))
+        .collect();
+    Some(
+        Finding::new(Code::AddressesDisagree, host.to_string())
+            .msg(format!(
+                "the addresses of {host} disagree: {}",
+                detail.join(", ")
+            ))
+            .at_host(host),
+    )
+}
+
+fn host_verdict(
+    cx: &HostContext<'_>,
+    findings: &[Finding],
+    dane: bool,
+    all_unusable: bool,
+    tlsa: TlsaState,
+    addresses: &[AddressAudit],
+) -> (Verdict, Option<String>) {
+    if let Some(f) = findings
+        .iter()
+        .find(|f| f.severity == Severity::Critical && !f.undetermined())
+    {
+        return (Verdict::Fail, Some(f.message.clone()));
+    }
+    if all_unusable && cx.mx_secure {
+        return (Verdict::Fail, Some("no usable TLSA record".into()));
+    }
+    if let Some(f) = findings.iter().find(|f| {
+        f.undetermined() && matches!(f.code, Code::HostLookupFailed | Code::TlsaLookupFailed)
+    }) {
+        return (Verdict::NotTested, Some(f.message.clone()));
+    }
+    if !dane {
+        let why = match tlsa {
+            _ if !cx.mx_secure => "the MX records are not signed",
+            TlsaState::Absent => "no TLSA records",
+            TlsaState::Insecure => "the TLSA records are not signed",
+            TlsaState::NotLookedUp => "the host's addresses are not signed",
+            _ => "DANE does not apply",
+        };
+        return (Verdict::NotDane, Some(why.into()));
+    }
+    match Verdict::worst(addresses.iter().map(|a| a.verdict)) {
+        Some(v) => (
+            v,
+            addresses
+                .iter()
+                .find(|a| a.verdict == v)
+                .and_then(|a| a.reason.clone()),
+        ),
+        None => (Verdict::NotTested, Some("the host has no addresses".into())),
+    }
+}
+
+fn smtp_line(p: &SmtpProbe) -> String {
+    match (&p.tls, &p.failure) {
+        (Some(t), None) => format!(
+            "STARTTLS ok: {} {}{}",
+            t.version,
+            t.cipher,
+            t.group
+                .as_ref()
+                .map(|g| format!(" {g}"))
+                .unwrap_or_default()
+        ),
+        (_, Some(f)) => format!(
+            "{} failed: {}",
+            f.phase.as_str(),
+            if f.detail.is_empty() {
+                format!("{:?}", f.kind).to_lowercase()
+            } else {
+                f.detail.clone()
+            }
+        ),
+        (None, None) => "no TLS information".into(),
+    }
+}
+
+fn cert_views(chain: &[CertInfo], records: &[TlsaRdata]) -> Vec<CertView> {
+    chain
+        .iter()
+        .enumerate()
+        .map(|(depth, c)| CertView {
+            depth,
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+            not_after: c.not_after,
+            spki_sha256: c
+                .association(Selector::Spki, MatchingType::Sha256)
+                .map(hex::encode),
+            records: records
+                .iter()
+                .filter(|r| matches!(r.usability(), Usability::Usable(_)))
+                .map(|r| CertMatch {
+                    record: r.short(),
+                    matched: super::dane::data_matches(r, std::slice::from_ref(c)).contains(&0)
+                        && position_ok(r, depth),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Whether a record's usage allows matching at this depth.
+fn position_ok(r: &TlsaRdata, depth: usize) -> bool {
+    match r.usage {
+        3 => depth == 0,
+        2 => depth > 0,
+        _ => false,
+    }
+}

@@ -1,0 +1,198 @@
+//! Findings from querying each authoritative server address on its own.
+//!
+//! A resolver hides a bad server by retrying another one; senders whose
+//! resolver happens to pick it defer mail. Only per-server evidence shows
+//! a firewall that drops TLSA, a server that refuses the type, a broken
+//! denial on one secondary, or secondaries serving an old zone.
+
+use std::collections::BTreeSet;
+
+use super::dnssec::DnssecStatus;
+use super::evidence::{FailureKind, NsAnswer, NsProbe, Outcome};
+use super::finding::{Code, Finding};
+
+fn server_label(p: &NsProbe) -> String {
+    format!("{} [{}]", p.server.trim_end_matches('.'), p.address)
+}
+
+fn answered(a: &NsAnswer) -> bool {
+    a.outcome != Outcome::Failed
+}
+
+fn failure_kind(a: &NsAnswer) -> Option<FailureKind> {
+    a.failure.as_ref().map(|f| f.kind)
+}
+
+/// Findings about each server address for one TLSA name.
+pub fn findings(host: &str, probes: &[NsProbe]) -> Vec<Finding> {
+    let mut out: Vec<Finding> = probes.iter().filter_map(|p| per_server(host, p)).collect();
+    out.extend(sync_findings(host, probes));
+    out
+}
+
+fn per_server(host: &str, p: &NsProbe) -> Option<Finding> {
+    let who = server_label(p);
+    let qname = p.qname.trim_end_matches('.');
+    let f = if answered(&p.tlsa) {
+        if p.tlsa.denial == Some(DnssecStatus::Bogus) {
+            Finding::new(Code::NsDenialBogus, who.clone()).msg(format!(
+                "{who} proves that {qname} has no TLSA records with a denial that does not validate"
+            ))
+        } else {
+            return None;
+        }
+    } else if !answered(&p.control) {
+        Finding::new(Code::NsUnreachable, who.clone()).msg(format!(
+            "{who} answered neither TLSA nor a control query at {qname} ({})",
+            p.control
+                .failure
+                .as_ref()
+                .map(|f| f.kind.as_str())
+                .unwrap_or("no answer")
+        ))
+    } else {
+        match failure_kind(&p.tlsa) {
+            Some(FailureKind::Timeout | FailureKind::Network) => {
+                Finding::new(Code::NsDropsTlsa, who.clone()).msg(format!(
+                    "{who} does not answer TLSA queries for {qname}, but answers other queries at the same name"
+                ))
+            }
+            Some(k) => Finding::new(Code::NsRefusesTlsa, who.clone()).msg(format!(
+                "{who} answers TLSA queries for {qname} with {}",
+                k.as_str()
+            )),
+            None => return None,
+        }
+    };
+    Some(f.at_host(host))
+}
+
+fn sync_findings(host: &str, probes: &[NsProbe]) -> Option<Finding> {
+    let zone = probes.first()?.zone.trim_end_matches('.').to_string();
+    let serials: BTreeSet<u32> = probes.iter().filter_map(|p| p.soa_serial).collect();
+    let tlsa_sets: BTreeSet<Vec<String>> = probes
+        .iter()
+        .filter(|p| answered(&p.tlsa))
+        .map(|p| {
+            let mut r = p.tlsa.records.clone();
+            r.sort();
+            r
+        })
+        .collect();
+    if serials.len() <= 1 && tlsa_sets.len() <= 1 {
+        return None;
+    }
+    let detail: Vec<String> = probes
+        .iter()
+        .map(|p| {
+            format!(
+                "{} serial {} with {} TLSA",
+                server_label(p),
+                p.soa_serial
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                if answered(&p.tlsa) {
+                    p.tlsa.records.len().to_string()
+                } else {
+                    "no answer for".into()
+                }
+            )
+        })
+        .collect();
+    Some(
+        Finding::new(Code::NsOutOfSync, zone.clone())
+            .msg(format!(
+                "the servers of {zone} disagree: {}",
+                detail.join("; ")
+            ))
+            .at_host(host),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::evidence::Failure;
+
+    fn ans(outcome: Outcome, failure: Option<FailureKind>, records: &[&str]) -> NsAnswer {
+        NsAnswer {
+            outcome,
+            failure: failure.map(|kind| Failure {
+                kind,
+                detail: String::new(),
+            }),
+            authoritative: true,
+            records: records.iter().map(|s| s.to_string()).collect(),
+            denial: None,
+            elapsed_ms: 1,
+        }
+    }
+
+    fn probe(addr: &str, control: NsAnswer, tlsa: NsAnswer, serial: Option<u32>) -> NsProbe {
+        NsProbe {
+            zone: "example.".into(),
+            server: "ns1.example.".into(),
+            address: addr.parse().unwrap(),
+            qname: "_25._tcp.mx.example.".into(),
+            control,
+            tlsa,
+            soa_serial: serial,
+        }
+    }
+
+    fn codes(f: &[Finding]) -> Vec<Code> {
+        f.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn per_server_table() {
+        let ok = || ans(Outcome::NoData, None, &[]);
+        let tlsa = || ans(Outcome::Answer, None, &["3 1 1 aa"]);
+        let fail = |k| ans(Outcome::Failed, Some(k), &[]);
+        let cases = [
+            (ok(), tlsa(), vec![]),
+            (ok(), fail(FailureKind::Timeout), vec![Code::NsDropsTlsa]),
+            (ok(), fail(FailureKind::Refused), vec![Code::NsRefusesTlsa]),
+            (ok(), fail(FailureKind::NotImp), vec![Code::NsRefusesTlsa]),
+            (ok(), fail(FailureKind::ServFail), vec![Code::NsRefusesTlsa]),
+            (
+                fail(FailureKind::Timeout),
+                fail(FailureKind::Timeout),
+                vec![Code::NsUnreachable],
+            ),
+        ];
+        for (control, t, want) in cases {
+            let p = probe("192.0.2.53", control, t, Some(1));
+            assert_eq!(codes(&findings("mx.example", &[p])), want);
+        }
+        let mut bogus = ans(Outcome::NxDomain, None, &[]);
+        bogus.denial = Some(DnssecStatus::Bogus);
+        let p = probe("192.0.2.53", ok(), bogus, Some(1));
+        assert_eq!(
+            codes(&findings("mx.example", &[p])),
+            vec![Code::NsDenialBogus]
+        );
+    }
+
+    #[test]
+    fn out_of_sync_by_serial_or_rrset() {
+        let t1 = || ans(Outcome::Answer, None, &["3 1 1 aa"]);
+        let t2 = || ans(Outcome::Answer, None, &["3 1 1 aa", "3 1 1 bb"]);
+        let ctl = || ans(Outcome::NoData, None, &[]);
+        let same = [
+            probe("192.0.2.1", ctl(), t1(), Some(5)),
+            probe("192.0.2.2", ctl(), t1(), Some(5)),
+        ];
+        assert!(findings("mx", &same).is_empty());
+        let serial = [
+            probe("192.0.2.1", ctl(), t1(), Some(5)),
+            probe("192.0.2.2", ctl(), t1(), Some(4)),
+        ];
+        assert_eq!(codes(&findings("mx", &serial)), vec![Code::NsOutOfSync]);
+        let rrset = [
+            probe("192.0.2.1", ctl(), t1(), Some(5)),
+            probe("192.0.2.2", ctl(), t2(), Some(5)),
+        ];
+        assert_eq!(codes(&findings("mx", &rrset)), vec![Code::NsOutOfSync]);
+    }
+}

@@ -1,0 +1,433 @@
+//! A host's TLSA RRset against the chains served at each of its addresses:
+//! which records authenticate where, and what is wrong with the others.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use super::cert::CertInfo;
+use super::dane::{RecordMatch, TaFailure, match_record};
+use super::diagnosis::{self, Cause};
+use super::evidence::Timestamp;
+use super::finding::{Code, Finding};
+use super::issuers;
+use super::tlsa::{MatchingType, Selector, TlsaRdata, Usability, Usage};
+
+/// The chain one address served.
+pub struct Served<'a> {
+    pub address: IpAddr,
+    pub chain: &'a [CertInfo],
+}
+
+/// Per-address outcome of the RRset.
+pub struct AddressResult {
+    pub address: IpAddr,
+    /// Indices into the RRset of records that authenticated this address.
+    pub authenticated_by: Vec<usize>,
+}
+
+pub struct RrsetResult {
+    pub addresses: Vec<AddressResult>,
+    /// Per record: authenticated at least one address.
+    pub matched: Vec<bool>,
+    /// Per record: a diagnosis note for reports.
+    pub notes: Vec<Option<String>>,
+    pub findings: Vec<Finding>,
+}
+
+pub struct Context<'a> {
+    pub host: &'a str,
+    pub reference_ids: &'a [String],
+    pub now: Timestamp,
+}
+
+/// Evaluates the usable records of `rrset` against every served chain.
+pub fn evaluate(cx: &Context<'_>, rrset: &[TlsaRdata], served: &[Served<'_>]) -> RrsetResult {
+    let mut findings = Vec::new();
+    let mut matched = vec![false; rrset.len()];
+    let mut notes: Vec<Option<String>> = vec![None; rrset.len()];
+    let mut addresses = Vec::new();
+    let mut ta_failures = Vec::new();
+    for s in served {
+        let mut by = Vec::new();
+        for (i, r) in rrset.iter().enumerate() {
+            match match_record(r, s.chain, cx.reference_ids, cx.now) {
+                RecordMatch::Authenticated { .. } => {
+                    matched[i] = true;
+                    by.push(i);
+                }
+                RecordMatch::TaFailed { depth, failure } => {
+                    ta_failures.push((s.address, i, depth, failure));
+                }
+                RecordMatch::NoMatch => {}
+            }
+        }
+        addresses.push(AddressResult {
+            address: s.address,
+            authenticated_by: by,
+        });
+    }
+    let unauthenticated: BTreeSet<IpAddr> = addresses
+        .iter()
+        .filter(|a| a.authenticated_by.is_empty())
+        .map(|a| a.address)
+        .collect();
+    for (address, i, depth, failure) in ta_failures {
+        let chain = served
+            .iter()
+            .find(|s| s.address == address)
+            .map(|s| s.chain)
+            .unwrap_or(&[]);
+        let f = ta_finding(cx, &rrset[i], address, depth, &failure, chain);
+        notes[i] = Some(f.message.clone());
+        findings.push(if unauthenticated.contains(&address) {
+            f
+        } else {
+            f.secondary()
+        });
+    }
+    for (i, r) in rrset.iter().enumerate() {
+        if matched[i] || notes[i].is_some() {
+            continue;
+        }
+        if let Some(f) = record_finding(cx, r, served, &matched, !unauthenticated.is_empty()) {
+            notes[i] = Some(f.message.clone());
+            findings.push(f);
+        }
+    }
+    findings.extend(no_match_findings(cx, rrset, served, &unauthenticated));
+    findings.extend(practice_findings(cx, rrset, served, &addresses));
+    RrsetResult {
+        addresses,
+        matched,
+        notes,
+        findings,
+    }
+}
+
+fn record_subject(cx: &Context<'_>, r: &TlsaRdata) -> String {
+    format!("_25._tcp.{} TLSA {}", cx.host, r.short())
+}
+
+fn ta_finding(
+    cx: &Context<'_>,
+    r: &TlsaRdata,
+    address: IpAddr,
+    depth: usize,
+    failure: &TaFailure,
+    chain: &[CertInfo],
+) -> Finding {
+    let at = format!("{}[{address}]", cx.host);
+    let ca = chain.get(depth).map(|c| c.label()).unwrap_or_default();
+    let (code, msg) = match failure {
+        TaFailure::ChainInvalid(why) => (
+            Code::DaneTaChainInvalid,
+            format!(
+                "`{}` matches CA \"{ca}\" at depth {depth}, but {why}",
+                r.short()
+            ),
+        ),
+        TaFailure::Expired { depth: d, what } => (
+            Code::DaneTaExpired,
+            format!(
+                "`{}` matches CA \"{ca}\", but the certificate at depth {d} (\"{}\") is {what}{}",
+                r.short(),
+                chain.get(*d).map(|c| c.label()).unwrap_or_default(),
+                chain
+                    .get(*d)
+                    .and_then(|c| c.not_after)
+                    .map(|t| format!(" (notAfter {t})"))
+                    .unwrap_or_default()
+            ),
+        ),
+        TaFailure::NameMismatch { presented } => (
+            Code::DaneTaNameMismatch,
+            format!(
+                "`{}` matches CA \"{ca}\", but the leaf names {} and not {}",
+                r.short(),
+                if presented.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    presented.join(", ")
+                },
+                cx.reference_ids.join(" or ")
+            ),
+        ),
+    };
+    Finding::new(code, at).msg(msg).at_address(cx.host, address)
+}
+
+/// Explains a usable record that authenticated no address.
+fn record_finding(
+    cx: &Context<'_>,
+    r: &TlsaRdata,
+    served: &[Served<'_>],
+    matched: &[bool],
+    some_address_fails: bool,
+) -> Option<Finding> {
+    let subject = record_subject(cx, r);
+    let cause = served
+        .iter()
+        .find_map(|s| diagnosis::diagnose(r, s.chain).map(|c| (c, s.chain)));
+    if let Some((cause, chain)) = cause {
+        return Some(cause_finding(cx, r, &cause, chain, subject));
+    }
+    if r.usage() == Usage::DaneTa && !served.is_empty() {
+        let f = not_in_chain(cx, r, subject);
+        return Some(if some_address_fails { f } else { f.secondary() });
+    }
+    if matched.iter().any(|m| *m) {
+        return Some(
+            Finding::new(Code::TlsaStale, subject)
+                .msg(format!(
+                    "`{}` matches no certificate served at any address of {}, while another record does",
+                    r.short(),
+                    cx.host
+                ))
+                .at_host(cx.host),
+        );
+    }
+    None
+}
+
+fn cause_finding(
+    cx: &Context<'_>,
+    r: &TlsaRdata,
+    cause: &Cause,
+    chain: &[CertInfo],
+    subject: String,
+) -> Finding {
+    let label = |d: usize| chain.get(d).map(|c| c.label()).unwrap_or_default();
+    let f = match cause {
+        Cause::WrongSelector { depth, right } => {
+            let fixed = TlsaRdata {
+                selector: right.value(),
+                ..r.clone()
+            };
+            Finding::new(Code::TlsaWrongSelector, subject)
+                .msg(format!(
+                    "`{}` carries the digest of {} of \"{}\" (depth {depth}) but says selector {}: it never matches",
+                    r.short(),
+                    right.describe(),
+                    label(*depth),
+                    r.selector
+                ))
+                .fix(format!("Publish `{fixed}` instead (same data, selector {}).", right.value()))
+        }
+        Cause::WrongEncoding {
+            depth,
+            selector,
+            encoding,
+        } => {
+            let right = chain.get(*depth).and_then(|c| {
+                Some(TlsaRdata {
+                    usage: r.usage,
+                    selector: selector.value(),
+                    mtype: r.mtype,
+                    data: c.association(*selector, MatchingType::from_u8(r.mtype)?)?,
+                })
+            });
+            let f = Finding::new(Code::TlsaWrongEncoding, subject).msg(format!(
+                "`{}` is the digest of the {encoding} of {} of \"{}\", not of its DER bytes",
+                r.short(),
+                selector.describe(),
+                label(*depth)
+            ));
+            match right {
+                Some(ok) => f.fix(format!("Publish `{ok}` instead (digest over DER).")),
+                None => f,
+            }
+        }
+        Cause::WrongUsage { depth } => {
+            let right_usage = if *depth == 0 { 3 } else { 2 };
+            let fixed = TlsaRdata {
+                usage: right_usage,
+                ..r.clone()
+            };
+            Finding::new(Code::TlsaWrongUsage, subject)
+                .msg(format!(
+                    "`{}` matches \"{}\" at depth {depth}, {}, but usage {} {}",
+                    r.short(),
+                    label(*depth),
+                    if *depth == 0 {
+                        "the server's own certificate"
+                    } else {
+                        "a CA certificate"
+                    },
+                    r.usage,
+                    if r.usage == 3 {
+                        "(DANE-EE) only matches the leaf"
+                    } else {
+                        "(DANE-TA) only matches CA certificates above the leaf"
+                    }
+                ))
+                .fix(format!("Publish `{fixed}` instead (usage {right_usage})."))
+        }
+    };
+    f.at_host(cx.host)
+}
+
+fn not_in_chain(cx: &Context<'_>, r: &TlsaRdata, subject: String) -> Finding {
+    let known = issuers::identify(r);
+    let what = match known {
+        Some(ca) if ca.is_root => format!("the root CA \"{}\"", ca.name),
+        Some(ca) => format!("the CA \"{}\"", ca.name),
+        None => "a CA".to_string(),
+    };
+    Finding::new(Code::DaneTaNotInChain, subject)
+        .msg(format!(
+            "`{}` pins {what}, which the server does not send at any address of {}",
+            r.short(),
+            cx.host
+        ))
+        .at_host(cx.host)
+}
+
+/// `tlsa-no-match` per address, with the record that would fix it.
+fn no_match_findings(
+    cx: &Context<'_>,
+    rrset: &[TlsaRdata],
+    served: &[Served<'_>],
+    unauthenticated: &BTreeSet<IpAddr>,
+) -> Vec<Finding> {
+    let usable = rrset
+        .iter()
+        .filter(|r| matches!(r.usability(), Usability::Usable(_)))
+        .count();
+    served
+        .iter()
+        .filter(|s| unauthenticated.contains(&s.address))
+        .map(|s| {
+            let leaf = s.chain.first();
+            let want = leaf.and_then(|c| c.association(Selector::Spki, MatchingType::Sha256));
+            let mut f = Finding::new(Code::TlsaNoMatch, format!("{}[{}]", cx.host, s.address))
+                .msg(format!(
+                    "none of the {usable} usable TLSA record(s) of {} matches the chain served at {} (leaf \"{}\")",
+                    cx.host,
+                    s.address,
+                    leaf.map(|c| c.label()).unwrap_or_else(|| "none".into())
+                ))
+                .at_address(cx.host, s.address);
+            if let Some(d) = want {
+                f = f.fix(format!(
+                    "Publish `_25._tcp.{}. IN TLSA 3 1 1 {}` for the served key, wait for the TLSA TTL, then remove records that no longer match; or serve the certificate the records describe.",
+                    cx.host,
+                    hex::encode(d)
+                ));
+            }
+            f
+        })
+        .collect()
+}
+
+/// Best-practice findings on an RRset that works (or partly works).
+fn practice_findings(
+    cx: &Context<'_>,
+    rrset: &[TlsaRdata],
+    served: &[Served<'_>],
+    addresses: &[AddressResult],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let single = addresses
+        .iter()
+        .find(|a| a.authenticated_by.len() == 1)
+        .map(|a| a.authenticated_by[0]);
+    if let Some(i) = single {
+        out.push(
+            Finding::new(Code::TlsaNoBackup, cx.host.to_string())
+                .msg(format!(
+                    "only `{}` matches at {}: replacing the key or certificate breaks delivery until DNS is updated",
+                    rrset[i].short(),
+                    cx.host
+                ))
+                .at_host(cx.host),
+        );
+    }
+    for r in rrset {
+        let subject = record_subject(cx, r);
+        if r.usage == 3 && r.selector == 0 {
+            if let Some(days) = served
+                .iter()
+                .filter_map(|s| s.chain.first())
+                .find(|leaf| super::dane::data_matches(r, std::slice::from_ref(leaf)).contains(&0))
+                .and_then(|leaf| leaf.lifetime_days())
+                .filter(|d| *d <= 100)
+            {
+                out.push(
+                    Finding::new(Code::TlsaFullCertShortLived, subject.clone())
+                        .msg(format!(
+                            "`{}` pins a whole certificate that is valid for only {days} days",
+                            r.short()
+                        ))
+                        .at_host(cx.host),
+                );
+            }
+        }
+        if r.usage == 2 {
+            out.extend(ta_practice(cx, r, rrset, served, subject));
+        }
+    }
+    out
+}
+
+fn ta_practice(
+    cx: &Context<'_>,
+    r: &TlsaRdata,
+    rrset: &[TlsaRdata],
+    served: &[Served<'_>],
+    subject: String,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let known = issuers::identify(r);
+    let served_root = served.iter().any(|s| {
+        super::dane::data_matches(r, s.chain)
+            .iter()
+            .any(|d| *d > 0 && s.chain[*d].self_issued)
+    });
+    if served_root || known.is_some_and(|k| k.is_root) {
+        let name = known.map(|k| k.name.clone()).unwrap_or_else(|| {
+            served
+                .iter()
+                .find_map(|s| {
+                    super::dane::data_matches(r, s.chain)
+                        .first()
+                        .map(|d| s.chain[*d].label())
+                })
+                .unwrap_or_default()
+        });
+        out.push(
+            Finding::new(Code::TlsaRootPinned, subject.clone())
+                .msg(format!("`{}` pins the root CA \"{name}\"", r.short()))
+                .at_host(cx.host),
+        );
+    }
+    if let Some(group) = known.and_then(|k| k.rotation_group) {
+        let mut missing: Vec<String> = issuers::group_members(group)
+            .filter(|ca| !rrset.iter().any(|x| x.usage == 2 && ca.pinned_by(x)))
+            .map(|ca| ca.name.clone())
+            .collect();
+        missing.dedup();
+        if !missing.is_empty() {
+            let mut add: Vec<String> = issuers::group_members(group)
+                .filter(|ca| !rrset.iter().any(|x| x.usage == 2 && ca.pinned_by(x)))
+                .filter_map(|ca| ca.tlsa_211())
+                .map(|t| format!("_25._tcp.{}. IN TLSA {t}", cx.host))
+                .collect();
+            add.dedup();
+            out.push(
+                Finding::new(Code::TlsaSingleIssuerPin, subject)
+                    .msg(format!(
+                        "`{}` pins \"{}\", one of {group}; the next certificate may come from {}",
+                        r.short(),
+                        known.map(|k| k.name.as_str()).unwrap_or_default(),
+                        missing.join(", ")
+                    ))
+                    .fix(format!(
+                        "Also publish a record for every sibling CA:\n{}",
+                        add.join("\n")
+                    ))
+                    .at_host(cx.host),
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,281 @@
+//! What an SMTP STARTTLS probe tells about an address (RFC 5321, RFC 3207).
+//!
+//! The classification keeps "could not test" (refused connection, timeout,
+//! a 421/450 rate limit) strictly apart from "tested and failed" (no
+//! STARTTLS, STARTTLS refused, handshake failed): the first never becomes a
+//! verdict about the server's TLS.
+
+use super::evidence::{SmtpFailure, SmtpFailureKind, SmtpPhase, SmtpProbe};
+use super::finding::Code;
+
+/// The class of an SMTP probe's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SmtpResult {
+    /// Not probed on purpose (`--no-smtp`, a skip list, a disabled family).
+    NotProbed(String),
+    /// The probe could not reach a verdict: `code` says why.
+    Untested { code: Code, message: String },
+    /// The server was tested and cannot do TLS as DANE requires.
+    Failed { code: Code, message: String },
+    /// The TLS handshake completed; the chain is in the probe.
+    Tls,
+}
+
+/// Classifies one probe.
+pub fn classify(p: &SmtpProbe) -> SmtpResult {
+    let Some(f) = &p.failure else {
+        return SmtpResult::Tls;
+    };
+    let detail = detail(f);
+    match (f.phase, f.kind) {
+        (_, SmtpFailureKind::NotProbed) => SmtpResult::NotProbed(f.detail.clone()),
+        (SmtpPhase::Connect, _) => untested(
+            Code::SmtpUnreachable,
+            format!("could not connect to port {}: {detail}", p.port),
+        ),
+        (SmtpPhase::Greeting, SmtpFailureKind::Timeout | SmtpFailureKind::Closed) => {
+            untested(Code::SmtpUnreachable, format!("no SMTP greeting: {detail}"))
+        }
+        (_, SmtpFailureKind::NoStarttls) => failed(
+            Code::StarttlsNotOffered,
+            "EHLO did not offer STARTTLS".to_string(),
+        ),
+        (_, SmtpFailureKind::Reply) => by_reply(p, f.phase),
+        (_, SmtpFailureKind::Protocol) => failed(
+            Code::SmtpProtocolError,
+            format!("protocol error during {}: {detail}", f.phase.as_str()),
+        ),
+        (SmtpPhase::Handshake, _) => failed(
+            Code::TlsHandshakeFailed,
+            format!("TLS handshake failed: {detail}"),
+        ),
+        (SmtpPhase::Ehlo, SmtpFailureKind::Closed)
+        | (SmtpPhase::Starttls, SmtpFailureKind::Closed) => {
+            // A server that hangs up in the middle of the dialogue is how many
+            // MTAs enforce connection limits: not a verdict on TLS.
+            untested(
+                Code::SmtpUnreachable,
+                format!(
+                    "the server closed the connection during {}",
+                    f.phase.as_str()
+                ),
+            )
+        }
+        (phase, _) => untested(
+            Code::SmtpUnreachable,
+            format!("{} did not complete: {detail}", phase.as_str()),
+        ),
+    }
+}
+
+fn detail(f: &SmtpFailure) -> String {
+    if f.detail.is_empty() {
+        format!("{:?}", f.kind).to_lowercase()
+    } else {
+        f.detail.clone()
+    }
+}
+
+fn untested(code: Code, message: String) -> SmtpResult {
+    SmtpResult::Untested { code, message }
+}
+
+fn failed(code: Code, message: String) -> SmtpResult {
+    SmtpResult::Failed { code, message }
+}
+
+/// A reply code ended the dialogue: which reply, at which step.
+fn by_reply(p: &SmtpProbe, phase: SmtpPhase) -> SmtpResult {
+    let reply = match phase {
+        SmtpPhase::Greeting => p.greeting.as_ref(),
+        SmtpPhase::Ehlo => p.ehlo.as_ref(),
+        SmtpPhase::Starttls => p.starttls.as_ref(),
+        _ => None,
+    };
+    let code = reply.map(|r| r.code).unwrap_or(0);
+    let text = reply
+        .and_then(|r| r.lines.first())
+        .map(|l| format!(" {l}"))
+        .unwrap_or_default();
+    let said = format!("{code}{text}");
+    match phase {
+        SmtpPhase::Starttls => failed(
+            Code::StarttlsRefused,
+            format!("STARTTLS was answered with {said}"),
+        ),
+        _ if (400..500).contains(&code) => untested(
+            Code::SmtpRateLimited,
+            format!(
+                "the server answered {said} to {}: not tested",
+                phase.as_str()
+            ),
+        ),
+        SmtpPhase::Greeting => untested(
+            Code::SmtpUnreachable,
+            format!("the server refused service: {said}"),
+        ),
+        _ => failed(
+            Code::StarttlsNotOffered,
+            format!("EHLO was rejected with {said}, so STARTTLS cannot be used"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::evidence::Reply;
+
+    fn probe(failure: Option<(SmtpPhase, SmtpFailureKind)>) -> SmtpProbe {
+        SmtpProbe {
+            address: "192.0.2.1".parse().unwrap(),
+            port: 25,
+            elapsed_ms: 0,
+            greeting: None,
+            ehlo: None,
+            starttls: None,
+            tls: None,
+            chain: vec![],
+            failure: failure.map(|(phase, kind)| SmtpFailure {
+                phase,
+                kind,
+                detail: String::new(),
+            }),
+        }
+    }
+
+    fn reply(code: u16, lines: &[&str]) -> Option<Reply> {
+        Some(Reply {
+            code,
+            lines: lines.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    fn code_of(r: &SmtpResult) -> Option<Code> {
+        match r {
+            SmtpResult::Untested { code, .. } | SmtpResult::Failed { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn outcome_table() {
+        use SmtpFailureKind as K;
+        use SmtpPhase as P;
+        let cases = [
+            (
+                P::Connect,
+                K::Refused,
+                None,
+                Some(Code::SmtpUnreachable),
+                false,
+            ),
+            (
+                P::Connect,
+                K::Timeout,
+                None,
+                Some(Code::SmtpUnreachable),
+                false,
+            ),
+            (
+                P::Greeting,
+                K::Timeout,
+                None,
+                Some(Code::SmtpUnreachable),
+                false,
+            ),
+            (
+                P::Greeting,
+                K::Reply,
+                reply(421, &["too many connections"]),
+                Some(Code::SmtpRateLimited),
+                false,
+            ),
+            (
+                P::Greeting,
+                K::Reply,
+                reply(554, &["no service"]),
+                Some(Code::SmtpUnreachable),
+                false,
+            ),
+            (
+                P::Greeting,
+                K::Protocol,
+                None,
+                Some(Code::SmtpProtocolError),
+                true,
+            ),
+            (
+                P::Ehlo,
+                K::Reply,
+                reply(450, &["greylisted"]),
+                Some(Code::SmtpRateLimited),
+                false,
+            ),
+            (
+                P::Ehlo,
+                K::Reply,
+                reply(550, &["go away"]),
+                Some(Code::StarttlsNotOffered),
+                true,
+            ),
+            (
+                P::Starttls,
+                K::Reply,
+                reply(454, &["TLS not available"]),
+                Some(Code::StarttlsRefused),
+                true,
+            ),
+            (
+                P::Starttls,
+                K::Protocol,
+                None,
+                Some(Code::SmtpProtocolError),
+                true,
+            ),
+            (
+                P::Handshake,
+                K::Tls,
+                None,
+                Some(Code::TlsHandshakeFailed),
+                true,
+            ),
+            (
+                P::Handshake,
+                K::Closed,
+                None,
+                Some(Code::TlsHandshakeFailed),
+                true,
+            ),
+            (P::Ehlo, K::Closed, None, Some(Code::SmtpUnreachable), false),
+        ];
+        for (phase, kind, r, want, is_failure) in cases {
+            let mut p = probe(Some((phase, kind)));
+            match phase {
+                P::Greeting => p.greeting = r,
+                P::Ehlo => p.ehlo = r,
+                P::Starttls => p.starttls = r,
+                _ => {}
+            }
+            let got = classify(&p);
+            assert_eq!(code_of(&got), want, "{phase:?} {kind:?}");
+            assert_eq!(
+                matches!(got, SmtpResult::Failed { .. }),
+                is_failure,
+                "{phase:?} {kind:?}"
+            );
+        }
+        assert_eq!(classify(&probe(None)), SmtpResult::Tls);
+        assert!(matches!(
+            classify(&probe(Some((P::Connect, K::NotProbed)))),
+            SmtpResult::NotProbed(_)
+        ));
+    }
+
+    #[test]
+    fn ehlo_without_starttls_is_not_offered() {
+        let mut p = probe(Some((SmtpPhase::Ehlo, SmtpFailureKind::NoStarttls)));
+        p.ehlo = reply(250, &["mx.example", "PIPELINING", "8BITMIME"]);
+        assert_eq!(code_of(&classify(&p)), Some(Code::StarttlsNotOffered));
+    }
+}

@@ -1,0 +1,8 @@
+//! dane-audit: audit DANE for SMTP (RFC 6698, RFC 7671, RFC 7672).
+//!
+//! The crate is split so that every verdict can be reproduced offline:
+//! collectors ([`dns`], [`smtp`]) only gather [`core::evidence::Evidence`];
+//! the pure [`core`] turns evidence plus an evaluation time into findings and
+//! verdicts; [`report`] renders them; [`cli`] wires it together.
+
+pub mod core;
