@@ -6,3 +6,5 @@
 //! verdicts; [`report`] renders them; [`cli`] wires it together.
 
 pub mod core;
+pub mod dns;
+pub mod smtp;
