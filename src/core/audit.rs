@@ -10,7 +10,10 @@ use super::evidence::{Outcome, Timestamp, TlsInfo};
 use super::finding::{Finding, Severity};
 use super::verdict::{DomainVerdict, Verdict};
 
+/// Non-exhaustive: only the core builds audits, so no caller can claim a
+/// verdict the evaluation did not compute.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct DomainAudit {
     pub domain: String,
     pub verdict: DomainVerdict,
@@ -24,8 +27,6 @@ pub struct DomainAudit {
     pub mx: RrsetView,
     pub findings: Vec<Finding>,
     pub hosts: Vec<HostAudit>,
-    #[serde(skip)]
-    pub(in crate::core) _sealed: (),
 }
 
 impl DomainAudit {

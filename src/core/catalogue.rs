@@ -431,6 +431,7 @@ static DANE_TA_CHAIN_INVALID: Entry = e(
     "A usage 2 record pins a CA; the leaf must chain to it by valid signatures. A \
      chain mixed from different issuers, or missing an intermediate, fails.",
 )
+.or(Error)
 .rpt("certificate-not-trusted");
 static DANE_TA_EXPIRED: Entry = e(
     Critical,
@@ -440,6 +441,7 @@ static DANE_TA_EXPIRED: Entry = e(
     "Under DANE-TA the chain is validated like PKIX, expiry dates included, so an \
      expired certificate between the leaf and the pinned CA fails delivery.",
 )
+.or(Error)
 .rpt("certificate-expired");
 static DANE_TA_NAME_MISMATCH: Entry = e(
     Critical,
@@ -450,6 +452,7 @@ static DANE_TA_NAME_MISMATCH: Entry = e(
      dNSName subjectAltName (or the CN when there is no dNSName), with a wildcard \
      only as the whole left-most label.",
 )
+.or(Error)
 .rpt("certificate-host-mismatch");
 static TLSA_FULL_CERT_SHORT_LIVED: Entry = e(
     Warning,

@@ -84,7 +84,6 @@ pub fn evaluate(ev: &Evidence, opts: &EvalOptions) -> DomainAudit {
         mx: rrset_view(mx),
         findings,
         hosts,
-        _sealed: (),
     }
 }
 
@@ -340,7 +339,7 @@ fn dedupe_and_sort(findings: Vec<Finding>) -> Vec<Finding> {
         .into_iter()
         .filter(|f| seen.insert((f.code, f.subject.clone(), f.message.clone())))
         .collect();
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 
@@ -362,6 +361,15 @@ fn domain_verdict(
         MxState::NoDomain => (DomainVerdict::NoMail, reason_of(Code::DomainNxdomain)),
         MxState::Insecure => (DomainVerdict::NotDane, reason_of(Code::MxInsecure)),
         MxState::Secure => {
+            // A critical finding outside any host (an expired signature on the
+            // MX or the chain of trust, at the evaluation time) stops delivery.
+            if let Some(f) = findings
+                .iter()
+                .find(|f| f.severity == Severity::Critical && !f.undetermined())
+                && hosts.iter().all(|h| h.verdict != Verdict::Fail)
+            {
+                return (DomainVerdict::Fail, Some(f.message.clone()));
+            }
             let verdicts: Vec<Verdict> = hosts.iter().map(|h| h.verdict).collect();
             let v = DomainVerdict::from_hosts(&verdicts);
             let reason = match v {

@@ -157,7 +157,9 @@ pub enum Outcome {
     /// NOERROR with records of the asked type (possibly via CNAME).
     Answer,
     /// NOERROR without records of the asked type.
+    #[serde(rename = "nodata")]
     NoData,
+    #[serde(rename = "nxdomain")]
     NxDomain,
     /// No usable answer: see [`LookupMeta::failure`].
     Failed,
@@ -169,9 +171,12 @@ pub enum Outcome {
 #[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
     Timeout,
+    #[serde(rename = "servfail")]
     ServFail,
     Refused,
+    #[serde(rename = "notimp")]
     NotImp,
+    #[serde(rename = "formerr")]
     FormErr,
     /// A transport error other than a timeout (connection refused, unreachable).
     Network,

@@ -152,8 +152,10 @@ impl Serialize for Code {
     }
 }
 
-/// One statement about the audited domain.
+/// One statement about the audited domain. Non-exhaustive: only the core
+/// constructs findings.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Finding {
     pub code: Code,
     pub severity: Severity,
@@ -170,9 +172,6 @@ pub struct Finding {
     pub host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
-    /// Private: only the core constructs findings.
-    #[serde(skip)]
-    _sealed: (),
 }
 
 impl Finding {
@@ -189,7 +188,6 @@ impl Finding {
             tlsrpt: e.tlsrpt,
             host: None,
             address: None,
-            _sealed: (),
         }
     }
 

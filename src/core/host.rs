@@ -105,8 +105,16 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
                 .at_host(name),
         );
     }
-    let v4 = family_state(name, "IPv4 (A)", &h.a, &mut findings);
-    let v6 = family_state(name, "IPv6 (AAAA)", &h.aaaa, &mut findings);
+    let mut dns_findings = Vec::new();
+    let v4 = family_state(name, "IPv4 (A)", &h.a, &mut dns_findings);
+    let v6 = family_state(name, "IPv6 (AAAA)", &h.aaaa, &mut dns_findings);
+    // With unsigned MX records DANE is off for the whole domain: saying so
+    // again for every host's addresses would only be noise.
+    findings.extend(
+        dns_findings
+            .into_iter()
+            .filter(|f| cx.mx_secure || f.code != Code::HostAddressInsecure),
+    );
     let any_secure = v4 == FamilyState::Secure || v6 == FamilyState::Secure;
     let tlsa_state = tlsa_state(cx, h, any_secure, &mut findings);
     let records: &[TlsaRdata] = match (&h.tlsa, tlsa_state) {
@@ -301,7 +309,7 @@ fn tlsa_state(
     let m = &t.meta;
     let qname = format!("_25._tcp.{}", h.tlsa_base);
     let f = |code| Finding::new(code, qname.clone()).at_host(&h.name);
-    let state = match (m.outcome, m.dnssec) {
+    match (m.outcome, m.dnssec) {
         (Outcome::Failed, _) | (_, DnssecStatus::Indeterminate) => {
             out.push(f(Code::TlsaLookupFailed).msg(format!(
                 "the TLSA lookup for {qname} failed: {} (this is not the same as 'no TLSA')",
@@ -349,8 +357,7 @@ fn tlsa_state(
             TlsaState::Absent
         }
         _ => TlsaState::Absent,
-    };
-    state
+    }
 }
 
 fn unusable_findings(host: &str, records: &[TlsaRdata], usable: usize) -> Vec<Finding> {

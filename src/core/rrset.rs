@@ -23,6 +23,8 @@ pub struct AddressResult {
     pub address: IpAddr,
     /// Indices into the RRset of records that authenticated this address.
     pub authenticated_by: Vec<usize>,
+    /// Chain depths of the certificates those records matched.
+    pub matched_depths: BTreeSet<usize>,
 }
 
 pub struct RrsetResult {
@@ -49,11 +51,13 @@ pub fn evaluate(cx: &Context<'_>, rrset: &[TlsaRdata], served: &[Served<'_>]) ->
     let mut ta_failures = Vec::new();
     for s in served {
         let mut by = Vec::new();
+        let mut depths = BTreeSet::new();
         for (i, r) in rrset.iter().enumerate() {
             match match_record(r, s.chain, cx.reference_ids, cx.now) {
-                RecordMatch::Authenticated { .. } => {
+                RecordMatch::Authenticated { depth } => {
                     matched[i] = true;
                     by.push(i);
+                    depths.insert(depth);
                 }
                 RecordMatch::TaFailed { depth, failure } => {
                     ta_failures.push((s.address, i, depth, failure));
@@ -64,6 +68,7 @@ pub fn evaluate(cx: &Context<'_>, rrset: &[TlsaRdata], served: &[Served<'_>]) ->
         addresses.push(AddressResult {
             address: s.address,
             authenticated_by: by,
+            matched_depths: depths,
         });
     }
     let unauthenticated: BTreeSet<IpAddr> = addresses
@@ -86,7 +91,8 @@ pub fn evaluate(cx: &Context<'_>, rrset: &[TlsaRdata], served: &[Served<'_>]) ->
         });
     }
     for (i, r) in rrset.iter().enumerate() {
-        if matched[i] || notes[i].is_some() {
+        let usable = matches!(r.usability(), Usability::Usable(_));
+        if !usable || matched[i] || notes[i].is_some() {
             continue;
         }
         if let Some(f) = record_finding(cx, r, served, &matched, !unauthenticated.is_empty()) {
@@ -327,46 +333,70 @@ fn practice_findings(
     addresses: &[AddressResult],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    let single = addresses
-        .iter()
-        .find(|a| a.authenticated_by.len() == 1)
-        .map(|a| a.authenticated_by[0]);
-    if let Some(i) = single {
+    if let Some(i) = no_backup(rrset, served, addresses) {
         out.push(
             Finding::new(Code::TlsaNoBackup, cx.host.to_string())
                 .msg(format!(
-                    "only `{}` matches at {}: replacing the key or certificate breaks delivery until DNS is updated",
-                    rrset[i].short(),
-                    cx.host
+                    "at {} only certificates matched by `{}` authenticate the server, and no record covers a replacement: the next key or CA change breaks delivery",
+                    cx.host,
+                    rrset[i].short()
                 ))
                 .at_host(cx.host),
         );
     }
     for r in rrset {
         let subject = record_subject(cx, r);
-        if r.usage == 3 && r.selector == 0 {
-            if let Some(days) = served
-                .iter()
-                .filter_map(|s| s.chain.first())
-                .find(|leaf| super::dane::data_matches(r, std::slice::from_ref(leaf)).contains(&0))
-                .and_then(|leaf| leaf.lifetime_days())
-                .filter(|d| *d <= 100)
-            {
-                out.push(
-                    Finding::new(Code::TlsaFullCertShortLived, subject.clone())
-                        .msg(format!(
-                            "`{}` pins a whole certificate that is valid for only {days} days",
-                            r.short()
-                        ))
-                        .at_host(cx.host),
-                );
-            }
+        let short_lived = (r.usage == 3 && r.selector == 0)
+            .then(|| {
+                served
+                    .iter()
+                    .filter_map(|s| s.chain.first())
+                    .find(|leaf| {
+                        super::dane::data_matches(r, std::slice::from_ref(leaf)).contains(&0)
+                    })
+                    .and_then(|leaf| leaf.lifetime_days())
+            })
+            .flatten()
+            .filter(|d| *d <= 100);
+        if let Some(days) = short_lived {
+            out.push(
+                Finding::new(Code::TlsaFullCertShortLived, subject.clone())
+                    .msg(format!(
+                        "`{}` pins a whole certificate that is valid for only {days} days",
+                        r.short()
+                    ))
+                    .at_host(cx.host),
+            );
         }
         if r.usage == 2 {
             out.extend(ta_practice(cx, r, rrset, served, subject));
         }
     }
     out
+}
+
+/// An address has a backup when its authenticating records cover two
+/// different certificates of its chain (e.g. `3 1 1` + `2 1 1`), or when a
+/// usable record matches nothing served anywhere (the next key, or another
+/// issuer). Returns an authenticating record of the first address without.
+fn no_backup(
+    rrset: &[TlsaRdata],
+    served: &[Served<'_>],
+    addresses: &[AddressResult],
+) -> Option<usize> {
+    let spare = rrset.iter().any(|r| {
+        matches!(r.usability(), Usability::Usable(_))
+            && served
+                .iter()
+                .all(|s| super::dane::data_matches(r, s.chain).is_empty())
+    });
+    if spare {
+        return None;
+    }
+    addresses
+        .iter()
+        .find(|a| a.matched_depths.len() == 1)
+        .map(|a| a.authenticated_by[0])
 }
 
 fn ta_practice(
