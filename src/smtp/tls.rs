@@ -1,0 +1,225 @@
+//! The TLS client side of the probe: a rustls configuration (ring provider) whose
+//! certificate verifier records the served chain and accepts it, because DANE
+//! matching is the evaluation core's job, but still checks the handshake
+//! signature, so that the chain is proven to belong to the peer.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustls::client::Resumption;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{WebPkiSupportedAlgorithms, ring};
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, NamedGroup, OtherError, PeerMisbehaved,
+    ProtocolVersion, SignatureScheme,
+};
+
+use crate::core::evidence::TlsInfo;
+
+/// Where the verifier puts the chain of the handshake running in the current task.
+type Captured = Arc<Mutex<Vec<CertificateDer<'static>>>>;
+
+tokio::task_local! {
+    static CAPTURE: Captured;
+}
+
+/// Runs one handshake future with chain capture; returns its output and the chain
+/// the server sent (leaf first), which is kept even when the handshake fails later.
+pub(crate) async fn capturing<F: Future>(fut: F) -> (F::Output, Vec<CertificateDer<'static>>) {
+    let cell = Captured::default();
+    let out = CAPTURE.scope(cell.clone(), fut).await;
+    let chain = std::mem::take(&mut *cell.lock().unwrap_or_else(PoisonError::into_inner));
+    (out, chain)
+}
+
+/// The client configuration shared by every probe.
+pub(crate) fn client_config() -> Result<ClientConfig, rustls::Error> {
+    let mut provider = ring::default_provider();
+    // X25519 first: the group nearly every MTA accepts in the first flight, so no
+    // HelloRetryRequest, and no large post-quantum hybrid share if a provider adds one.
+    provider
+        .kx_groups
+        .sort_by_key(|g| g.name() != NamedGroup::X25519);
+    let algs = provider.signature_verification_algorithms;
+    let mut cfg = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(CaptureVerifier { algs }))
+        .with_no_client_auth();
+    // Every probe must see the full handshake: a resumed session sends no certificate.
+    cfg.resumption = Resumption::disabled();
+    cfg.enable_sni = true;
+    Ok(cfg)
+}
+
+/// What the finished handshake negotiated.
+pub(crate) fn tls_info(conn: &rustls::ClientConnection, sni: &str) -> TlsInfo {
+    let version = match conn.protocol_version() {
+        Some(ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(v) => format!("{v:?}"),
+        None => "unknown".to_string(),
+    };
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map(|s| {
+            let s = s.suite();
+            match s.as_str() {
+                // IANA names: rustls spells the TLS 1.3 suites TLS13_*.
+                Some(n) => n
+                    .strip_prefix("TLS13_")
+                    .map_or(n.to_string(), |r| format!("TLS_{r}")),
+                None => format!("{s:?}"),
+            }
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    let group = conn.negotiated_key_exchange_group().map(|g| {
+        let n = g.name();
+        n.as_str().map_or_else(|| format!("{n:?}"), str::to_string)
+    });
+    TlsInfo {
+        version,
+        cipher,
+        group,
+        sni: sni.to_string(),
+    }
+}
+
+#[derive(Debug)]
+struct CaptureVerifier {
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for CaptureVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // Outside a `capturing` scope there is nowhere to record: still accept.
+        let _ = CAPTURE.try_with(|cell| {
+            let mut chain = cell.lock().unwrap_or_else(PoisonError::into_inner);
+            chain.clear();
+            chain.push(end_entity.clone().into_owned());
+            chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
+        });
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs) {
+            Err(e) if unparsable(cert) => match spki(cert) {
+                Some(spki) => verify_tls12_raw(message, &spki, dss, &self.algs),
+                None => Err(e),
+            },
+            r => r,
+        }
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs) {
+            Err(e) if unparsable(cert) => match spki(cert) {
+                Some(spki) => rustls::crypto::verify_tls13_signature_with_raw_key(
+                    message, &spki, dss, &self.algs,
+                ),
+                None => Err(e),
+            },
+            r => r,
+        }
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// Whether webpki refuses the certificate itself (X.509 v1, odd encodings), as
+/// opposed to the signature: only then is the raw-key path taken.
+fn unparsable(cert: &CertificateDer<'_>) -> bool {
+    webpki::EndEntityCert::try_from(cert).is_err()
+}
+
+/// The DER SubjectPublicKeyInfo, read with the more lenient x509-parser.
+fn spki(cert: &CertificateDer<'_>) -> Option<SubjectPublicKeyInfoDer<'static>> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(SubjectPublicKeyInfoDer::from(c.public_key().raw.to_vec()))
+}
+
+/// TLS 1.2 signature check against a bare public key: rustls only has a TLS 1.3
+/// helper, so this mirrors `verify_tls12_signature` (try every algorithm mapped to
+/// the scheme).
+fn verify_tls12_raw(
+    message: &[u8],
+    spki: &SubjectPublicKeyInfoDer<'_>,
+    dss: &DigitallySignedStruct,
+    algs: &WebPkiSupportedAlgorithms,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    let candidates = algs
+        .mapping
+        .iter()
+        .find(|(scheme, _)| *scheme == dss.scheme)
+        .map(|(_, a)| *a)
+        .ok_or(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
+    let key = webpki::RawPublicKeyEntity::try_from(spki)
+        .map_err(|_| rustls::Error::from(CertificateError::BadEncoding))?;
+    let mut last = None;
+    for alg in candidates {
+        match key.verify_signature(*alg, message, dss.signature()) {
+            Ok(()) => return Ok(HandshakeSignatureValid::assertion()),
+            Err(webpki::Error::InvalidSignatureForPublicKey) => {
+                return Err(CertificateError::BadSignature.into());
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => CertificateError::Other(OtherError(Arc::new(e))).into(),
+        None => PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x25519_first_and_no_resumption() {
+        let cfg = client_config().unwrap();
+        assert_eq!(
+            cfg.crypto_provider().kx_groups[0].name(),
+            NamedGroup::X25519
+        );
+        assert!(
+            cfg.crypto_provider()
+                .kx_groups
+                .iter()
+                .all(|g| !format!("{:?}", g.name()).contains("MLKEM"))
+        );
+    }
+
+    #[test]
+    fn v1_certificate_takes_the_raw_key_path() {
+        let v1 =
+            CertificateDer::from(&include_bytes!("../../testdata/certs/selfsigned-v1.der")[..]);
+        let v3 = CertificateDer::from(&include_bytes!("../../testdata/certs/leaf-rsa.der")[..]);
+        assert!(unparsable(&v1));
+        assert!(!unparsable(&v3));
+        assert_eq!(
+            spki(&v1).unwrap().as_ref(),
+            include_bytes!("../../testdata/certs/selfsigned-v1.pub.der")
+        );
+    }
+}
