@@ -1,0 +1,210 @@
+//! From hickory's wire types to the core's evidence types.
+
+use std::net::IpAddr;
+
+use hickory_resolver::proto::dnssec::Proof;
+use hickory_resolver::proto::dnssec::rdata::DNSSECRData;
+use hickory_resolver::proto::op::Message;
+use hickory_resolver::proto::rr::rdata::opt::EdnsOption;
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+
+use crate::core::dnssec::DnssecStatus;
+use crate::core::evidence::{Ede, MxRecord, Rrsig, Timestamp};
+use crate::core::tlsa::TlsaRdata;
+
+/// A name as evidence shows it: lower case, no trailing dot; the root is `.`.
+pub fn show(name: &Name) -> String {
+    if name.is_root() {
+        return ".".into();
+    }
+    let s = name.to_lowercase().to_ascii();
+    s.strip_suffix('.').unwrap_or(&s).to_string()
+}
+
+/// A user-supplied domain: A-labels, lower case, fully qualified.
+pub fn normalize(input: &str) -> Result<(String, Name), String> {
+    let s = input.trim();
+    let s = s.strip_suffix('.').unwrap_or(s);
+    if s.is_empty() {
+        return Err(format!("{input:?} is not a domain name"));
+    }
+    let ascii = if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(s).map_err(|e| format!("{input:?} is not a valid IDN: {e}"))?
+    };
+    let name = Name::from_ascii(format!("{ascii}."))
+        .map_err(|e| format!("{input:?} is not a domain name: {e}"))?;
+    if ascii.len() > 253 {
+        return Err(format!("{input:?} is longer than 253 characters"));
+    }
+    Ok((ascii, name))
+}
+
+pub fn status(p: Proof) -> DnssecStatus {
+    match p {
+        Proof::Secure => DnssecStatus::Secure,
+        Proof::Insecure => DnssecStatus::Insecure,
+        Proof::Bogus => DnssecStatus::Bogus,
+        _ => DnssecStatus::Indeterminate,
+    }
+}
+
+fn rank(s: DnssecStatus) -> u8 {
+    match s {
+        DnssecStatus::Bogus => 0,
+        DnssecStatus::Indeterminate => 1,
+        DnssecStatus::Insecure => 2,
+        DnssecStatus::Secure => 3,
+    }
+}
+
+/// The weaker of two statuses: one bogus link makes the chain bogus.
+pub fn worst(a: DnssecStatus, b: DnssecStatus) -> DnssecStatus {
+    if rank(a) <= rank(b) { a } else { b }
+}
+
+/// RRSIG times are RFC 1982 serial numbers: the Unix time within 2^31 s of `now`.
+pub fn unwrap_serial(v: u32, now: i64) -> i64 {
+    const M: i64 = 1 << 32;
+    const H: i64 = 1 << 31;
+    let mut t = now - now.rem_euclid(M) + i64::from(v);
+    if t - now > H {
+        t -= M;
+    } else if now - t > H {
+        t += M;
+    }
+    t
+}
+
+/// The RRSIG records in `records` over `owner`/`covered` (any owner when `None`).
+pub fn rrsigs<'a>(
+    records: impl IntoIterator<Item = &'a Record>,
+    owner: Option<&Name>,
+    covered: &[RecordType],
+    now: i64,
+) -> Vec<Rrsig> {
+    records
+        .into_iter()
+        .filter(|r| owner.is_none_or(|o| r.name == *o))
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => {
+                let i = sig.input();
+                covered.contains(&i.type_covered).then(|| Rrsig {
+                    covered: i.type_covered.to_string(),
+                    signer: show(&i.signer_name),
+                    key_tag: i.key_tag,
+                    algorithm: u8::from(i.algorithm),
+                    inception: Timestamp(unwrap_serial(i.sig_inception.get(), now)),
+                    expiration: Timestamp(unwrap_serial(i.sig_expiration.get(), now)),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn mx(r: &Record) -> Option<MxRecord> {
+    match &r.data {
+        RData::MX(m) => Some(MxRecord {
+            preference: m.preference,
+            exchange: show(&m.exchange),
+        }),
+        _ => None,
+    }
+}
+
+pub fn address(r: &Record) -> Option<IpAddr> {
+    match &r.data {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+        _ => None,
+    }
+}
+
+pub fn tlsa(r: &Record) -> Option<TlsaRdata> {
+    match &r.data {
+        RData::TLSA(t) => Some(TlsaRdata {
+            usage: u8::from(t.cert_usage),
+            selector: u8::from(t.selector),
+            mtype: u8::from(t.matching),
+            data: t.cert_data.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Presentation form of one record's data, for comparing servers.
+pub fn presentation(r: &Record) -> String {
+    match tlsa(r) {
+        Some(t) => t.to_string(),
+        None => r.data.to_string(),
+    }
+}
+
+/// The first RFC 8914 extended DNS error of a response.
+pub fn ede(msg: &Message) -> Option<Ede> {
+    let edns = msg.edns.as_ref()?;
+    edns.options().options.iter().find_map(|(code, opt)| {
+        if u16::from(*code) != 15 {
+            return None;
+        }
+        let data: &[u8] = match opt {
+            EdnsOption::Unknown(_, d) => d,
+            _ => return None,
+        };
+        if data.len() < 2 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&data[2..])
+            .trim_end_matches('\0')
+            .to_string();
+        Some(Ede {
+            code: u16::from_be_bytes([data[0], data[1]]),
+            text,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_times_unwrap_around_now() {
+        let now = 1_800_000_000i64;
+        assert_eq!(unwrap_serial(1_800_000_100, now), 1_800_000_100);
+        assert_eq!(unwrap_serial(1_577_836_800, now), 1_577_836_800);
+        // After 2106 the 32-bit value wraps; stays within 2^31 of now.
+        let later = (1i64 << 32) + 100;
+        assert_eq!(unwrap_serial(50, later), (1i64 << 32) + 50);
+        assert_eq!(unwrap_serial(u32::MAX - 10, later), (1i64 << 32) - 11);
+    }
+
+    #[test]
+    fn names_are_shown_lower_case_without_dot() {
+        assert_eq!(
+            show(&Name::from_ascii("MX.Example.ORG.").unwrap()),
+            "mx.example.org"
+        );
+        assert_eq!(show(&Name::root()), ".");
+        let (s, n) = normalize(" Example.ORG. ").unwrap();
+        assert_eq!(s, "example.org");
+        assert!(n.is_fqdn());
+        assert_eq!(
+            normalize("bücher.example").unwrap().0,
+            "xn--bcher-kva.example"
+        );
+        assert!(normalize("").is_err());
+        assert!(normalize("a..b").is_err());
+    }
+
+    #[test]
+    fn worst_status_wins() {
+        use DnssecStatus::*;
+        assert_eq!(worst(Secure, Insecure), Insecure);
+        assert_eq!(worst(Insecure, Bogus), Bogus);
+        assert_eq!(worst(Indeterminate, Bogus), Bogus);
+        assert_eq!(worst(Secure, Secure), Secure);
+    }
+}
