@@ -124,6 +124,12 @@ impl<S: AsyncRead + Unpin> Framed<S> {
                 return Ok(self.buf.drain(..end).collect());
             }
             scanned = self.buf.len();
+            if !plausible_start(&self.buf) {
+                // Binary data or another protocol without a line end: no need to wait.
+                return Err(ReadError::NotSmtp {
+                    excerpt: excerpt(&self.buf),
+                });
+            }
             if scanned >= max_line {
                 return Err(ReadError::LineTooLong { max: max_line });
             }
@@ -225,6 +231,17 @@ fn parse_line(raw: &[u8]) -> Result<Line, ReadError> {
         code,
         last,
         text: clean_text(text),
+    })
+}
+
+/// Whether the start of an incomplete line can still become a reply line
+/// (`[2-5][0-5][0-9]` then space, `-` or the line end).
+fn plausible_start(partial: &[u8]) -> bool {
+    partial.iter().take(4).enumerate().all(|(i, b)| match i {
+        0 => (b'2'..=b'5').contains(b),
+        1 => (b'0'..=b'5').contains(b),
+        2 => b.is_ascii_digit(),
+        _ => matches!(b, b' ' | b'-' | b'\r'),
     })
 }
 
@@ -334,6 +351,13 @@ mod tests {
         ] {
             assert!(replies(bad).await[0].is_err(), "{bad:?}");
         }
+        let tls_alert = b"\x15\x03\x03\x00\x02\x02\x28";
+        assert!(
+            replies(tls_alert).await[0]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("not an SMTP")
+        );
         let changed = b"250-a\r\n251 b\r\n";
         assert!(
             replies(changed).await[0]
