@@ -5,6 +5,8 @@
 //! the pure [`core`] turns evidence plus an evaluation time into findings and
 //! verdicts; [`report`] renders them; [`cli`] wires it together.
 
+pub mod cli;
 pub mod core;
 pub mod dns;
+pub mod report;
 pub mod smtp;

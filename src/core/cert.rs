@@ -21,8 +21,10 @@ pub struct CertInfo {
     pub not_after: Option<Timestamp>,
     /// dNSName subjectAltName entries, lower case.
     pub dns_names: Vec<String>,
-    /// Subject common names, lower case.
+    /// Subject common names, lower case (for name matching).
     pub common_names: Vec<String>,
+    /// The first common name as written (for people).
+    pub display_cn: Option<String>,
     pub is_ca: bool,
     /// Subject equals issuer (a root, or a self-signed leaf).
     pub self_issued: bool,
@@ -44,6 +46,7 @@ impl CertInfo {
                 not_after: None,
                 dns_names: Vec::new(),
                 common_names: Vec::new(),
+                display_cn: None,
                 is_ca: false,
                 self_issued: false,
                 version: 0,
@@ -81,9 +84,8 @@ impl CertInfo {
 
     /// A short label for reports: the CN when there is one, else the subject.
     pub fn label(&self) -> String {
-        self.common_names
-            .first()
-            .cloned()
+        self.display_cn
+            .clone()
             .unwrap_or_else(|| self.subject.clone())
     }
 }
@@ -110,12 +112,13 @@ fn from_parsed(der: &[u8], c: &X509Certificate<'_>) -> CertInfo {
             .collect(),
         _ => Vec::new(),
     };
-    let common_names = c
+    let cns: Vec<&str> = c
         .subject()
         .iter_common_name()
         .filter_map(|cn| cn.as_str().ok())
-        .map(str::to_ascii_lowercase)
         .collect();
+    let common_names = cns.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let display_cn = cns.first().map(|s| s.to_string());
     let subject = c.subject().to_string();
     let issuer = c.issuer().to_string();
     CertInfo {
@@ -128,6 +131,7 @@ fn from_parsed(der: &[u8], c: &X509Certificate<'_>) -> CertInfo {
         not_after: Some(Timestamp(c.validity().not_after.timestamp())),
         dns_names,
         common_names,
+        display_cn,
         is_ca: c.is_ca(),
         version: c.version().0 + 1,
         parse_error: None,

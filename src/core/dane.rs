@@ -203,7 +203,7 @@ mod tests {
     }
 
     /// 2030-06-01, inside the validity of the committed test certificates.
-    const NOW: Timestamp = Timestamp(1_906_934_400);
+    const NOW: Timestamp = Timestamp(1_906_502_400);
 
     fn refs() -> Vec<String> {
         vec!["mx1.example.net".into()]

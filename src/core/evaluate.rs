@@ -373,21 +373,22 @@ fn domain_verdict(
             let verdicts: Vec<Verdict> = hosts.iter().map(|h| h.verdict).collect();
             let v = DomainVerdict::from_hosts(&verdicts);
             let reason = match v {
-                DomainVerdict::Incomplete | DomainVerdict::Fail => hosts
+                DomainVerdict::Fail => {
+                    let failing: Vec<&str> = hosts
+                        .iter()
+                        .filter(|h| h.verdict == Verdict::Fail)
+                        .map(|h| h.name.as_str())
+                        .collect();
+                    Some(format!("failing: {}", failing.join(", ")))
+                }
+                DomainVerdict::Incomplete => hosts
                     .iter()
-                    .find(|h| {
-                        h.verdict
-                            == if v == DomainVerdict::Fail {
-                                Verdict::Fail
-                            } else {
-                                Verdict::NotTested
-                            }
-                    })
+                    .find(|h| h.verdict == Verdict::NotTested)
                     .map(|h| {
                         format!(
                             "{}: {}",
                             h.name,
-                            h.reason.clone().unwrap_or_else(|| h.verdict.to_string())
+                            h.reason.clone().unwrap_or_else(|| "not tested".into())
                         )
                     }),
                 DomainVerdict::NotDane => hosts.first().and_then(|h| h.reason.clone()),

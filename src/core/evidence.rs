@@ -477,17 +477,19 @@ pub enum EvidenceError {
     Version { found: u32 },
 }
 
-/// Reads one evidence document, or a JSON array of them.
+/// Reads one evidence document, a JSON array of them, or a test vector
+/// (`{"evidence": {...}, "expect": ...}` as in testdata/vectors).
 pub fn parse_evidence(text: &str) -> Result<Vec<Evidence>, EvidenceError> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
         Many(Vec<Evidence>),
         One(Box<Evidence>),
+        Vector { evidence: Box<Evidence> },
     }
     let all = match serde_json::from_str::<OneOrMany>(text) {
         Ok(OneOrMany::Many(v)) => v,
-        Ok(OneOrMany::One(e)) => vec![*e],
+        Ok(OneOrMany::One(e)) | Ok(OneOrMany::Vector { evidence: e }) => vec![*e],
         // Re-parse as a single document to get serde's precise error message.
         Err(_) => vec![serde_json::from_str::<Evidence>(text)?],
     };

@@ -1,0 +1,58 @@
+//! Command-line interface: parsed arguments, resolved and dispatched.
+
+pub mod evaluate;
+pub mod exit;
+pub mod explain;
+pub mod report_args;
+pub mod tlsa;
+
+use clap::{Parser, Subcommand};
+
+pub use exit::{CliError, Exit};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  nothing at or above --fail-on (preflight: safe to deploy now)
+  1  findings at or above --fail-on (preflight: unsafe)
+  2  usage or input error
+  3  some targets could not be tested (incomplete)
+  4  preflight: not yet safe, wait
+  130 interrupted";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dane-audit",
+    version,
+    about = "Audit DANE for SMTP (RFC 6698, 7671, 7672): DNSSEC, TLSA and STARTTLS, with fixes",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Re-evaluate saved evidence offline (same report as when it was collected).
+    Evaluate(evaluate::EvaluateArgs),
+    /// Print the long explanation of a finding code (or --list them all).
+    Explain {
+        /// A finding code, e.g. tlsa-wrong-selector.
+        code: Option<String>,
+        /// List every code with its severity.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Compute TLSA records from a certificate, chain or public key.
+    Tlsa(tlsa::TlsaArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<Exit, CliError> {
+    let stdout = &mut std::io::stdout();
+    match cli.command {
+        Command::Evaluate(a) => evaluate::run(&a),
+        Command::Explain { code, list } => explain::run(code.as_deref(), list, stdout),
+        Command::Tlsa(a) => tlsa::run(&a, stdout),
+    }
+}

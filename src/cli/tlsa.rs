@@ -1,0 +1,95 @@
+//! `dane-audit tlsa`: the TLSA records for a certificate, chain or key.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::core::cert::{CertInfo, PemItem, digest, read_pem_or_der};
+use crate::core::tlsa::{MatchingType, Selector, TlsaRdata};
+
+use super::exit::{CliError, Exit};
+
+#[derive(clap::Args, Debug)]
+pub struct TlsaArgs {
+    /// PEM or DER files: a certificate, a chain (leaf first) or a public key.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Certificate usage: 3 (DANE-EE, the server's own certificate) or 2
+    /// (DANE-TA, its issuing CA: the second certificate of a chain file).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub usage: u8,
+    /// 1: the public key (survives renewals that keep the key); 0: the whole certificate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub selector: u8,
+    /// 1: SHA-256; 2: SHA-512; 0: the full data.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub mtype: u8,
+    /// Print zone-file lines for this MX host: `_25._tcp.HOST. IN TLSA ...`.
+    #[arg(long, value_name = "HOST")]
+    pub name: Option<String>,
+    /// TCP port of the service (25 for SMTP).
+    #[arg(long, default_value_t = 25)]
+    pub port: u16,
+    /// Print the recommended pair: `3 1 1` for the leaf and `2 1 1` for its
+    /// issuer (the chain file must contain the issuer).
+    #[arg(long)]
+    pub recommend: bool,
+}
+
+pub fn run(args: &TlsaArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
+    for file in &args.files {
+        let bytes = std::fs::read(file)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
+        let items = read_pem_or_der(&bytes)
+            .map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
+        let wanted: Vec<(u8, u8, u8)> = if args.recommend {
+            vec![(3, 1, 1), (2, 1, 1)]
+        } else {
+            vec![(args.usage, args.selector, args.mtype)]
+        };
+        for (usage, selector, mtype) in wanted {
+            let rd = record(&items, usage, selector, mtype)
+                .map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
+            match &args.name {
+                Some(host) => writeln!(
+                    out,
+                    "_{}._tcp.{}. IN TLSA {rd}",
+                    args.port,
+                    host.trim_end_matches('.')
+                )?,
+                None => writeln!(out, "{rd}")?,
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// The record of the given parameters for the item its usage designates.
+fn record(items: &[PemItem], usage: u8, selector: u8, mtype: u8) -> Result<TlsaRdata, String> {
+    let position = if usage == 2 || usage == 0 { 1 } else { 0 };
+    let item = match (items.get(position), items.len()) {
+        (Some(i), _) => i,
+        (None, 1) if position == 1 => {
+            return Err(
+                "a CA record (usage 2) needs the issuer: give a chain file with the leaf first and its issuing CA second".into(),
+            );
+        }
+        _ => return Err("no certificate or key found".into()),
+    };
+    let sel = Selector::from_u8(selector).ok_or("selector must be 0 or 1")?;
+    let mt = MatchingType::from_u8(mtype).ok_or("matching type must be 0, 1 or 2")?;
+    let data = match (item, sel) {
+        (PemItem::Cert(der), _) => CertInfo::parse(der)
+            .association(sel, mt)
+            .ok_or("the certificate does not parse")?,
+        (PemItem::PublicKey(spki), Selector::Spki) => digest(mt, spki),
+        (PemItem::PublicKey(_), Selector::Cert) => {
+            return Err("selector 0 needs a certificate, not a public key".into());
+        }
+    };
+    Ok(TlsaRdata {
+        usage,
+        selector,
+        mtype,
+        data,
+    })
+}
