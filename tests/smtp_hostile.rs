@@ -21,6 +21,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls::version::{TLS12, TLS13};
 use rustls::{ServerConfig, SupportedProtocolVersion};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -185,12 +186,21 @@ where
     F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    starttls_server_with(log, READY, then)
+}
+
+/// As [`starttls_server`], with `ready` as the whole answer to STARTTLS (one write).
+fn starttls_server_with<F, Fut>(log: Log, ready: &'static str, then: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let then = Arc::new(then);
     serve(move |s| {
         let log = log.clone();
         let then = then.clone();
         async move {
-            if let Some(r) = dialogue(s, &log, GREETING, EHLO_TLS, READY).await {
+            if let Some(r) = dialogue(s, &log, GREETING, EHLO_TLS, ready).await {
                 assert!(r.buffer().is_empty(), "the client pipelined after STARTTLS");
                 then(r.into_inner()).await;
             }
@@ -252,9 +262,17 @@ struct TlsLog {
 /// A complete STARTTLS server: the plaintext commands go to `log`, the SNI and the
 /// commands inside TLS to the returned `TlsLog`.
 fn tls_server(cfg: Arc<ServerConfig>, log: Log) -> (SocketAddr, Arc<Mutex<TlsLog>>) {
+    tls_server_with(cfg, log, READY)
+}
+
+fn tls_server_with(
+    cfg: Arc<ServerConfig>,
+    log: Log,
+    ready: &'static str,
+) -> (SocketAddr, Arc<Mutex<TlsLog>>) {
     let tls_log = Arc::new(Mutex::new(TlsLog::default()));
     let tl = tls_log.clone();
-    let addr = starttls_server(log, move |s| {
+    let addr = starttls_server_with(log, ready, move |s| {
         let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
         let tl = tl.clone();
         async move {
@@ -615,42 +633,59 @@ async fn starttls_454_is_refused() {
     );
 }
 
+/// The 220 to STARTTLS plus injected plaintext in the same write.
+const INJECTED: &str =
+    "220 2.0.0 Ready to start TLS\r\n250-INJECTED-PLAINTEXT\r\n250 X-INJECTION\r\n";
+
+/// The injected bytes are recorded, never fed to TLS: the handshake that follows
+/// succeeds (it would fail on "250-INJECTED..." otherwise), and the probe still
+/// carries the protocol error.
 #[tokio::test]
-async fn garbage_after_starttls_220_is_never_used() {
+async fn garbage_after_starttls_220_is_discarded_and_reported() {
     let log = log();
-    let l = log.clone();
-    let seen = Arc::new(Mutex::new(None::<Vec<u8>>));
-    let seen2 = seen.clone();
-    let addr = serve(move |s| {
-        let l = l.clone();
-        let seen = seen2.clone();
-        async move {
-            // One write: the injected lines arrive in the same segment as the 220.
-            let injected =
-                "220 2.0.0 Ready to start TLS\r\n250-INJECTED-PLAINTEXT\r\n250 X-INJECTION\r\n";
-            if let Some(mut r) = dialogue(s, &l, GREETING, EHLO_TLS, injected).await {
-                let after = drain(&mut r).await;
-                *seen.lock().unwrap() = Some(after);
-            }
-        }
-    });
+    let cfg = server_tls("leaf-rsa.chain.pem", "leaf-rsa.key", &[&TLS13, &TLS12]);
+    let (addr, tls_log) = tls_server_with(cfg, log.clone(), INJECTED);
     let (p, _) = probe(addr).await;
+    let f = p.failure.as_ref().expect("injection must be a failure");
+    assert_eq!((f.phase, f.kind), (P::Starttls, K::Protocol), "{f:?}");
+    assert!(
+        f.detail.contains("injection") && f.detail.contains("INJECTED"),
+        "{f:?}"
+    );
+    assert_eq!(code(&p), Some(Code::SmtpProtocolError));
+    assert!(
+        p.tls.is_some(),
+        "the handshake after the injection completes"
+    );
+    assert_eq!(p.chain.len(), 2);
+    assert_eq!(*log.lock().unwrap(), vec!["EHLO prober.test", "STARTTLS"]);
+    for _ in 0..50 {
+        if !tls_log.lock().unwrap().inside.is_empty() {
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    let t = tls_log.lock().unwrap();
+    assert_eq!(t.error, None);
+    assert_eq!(t.inside, vec!["QUIT"]);
+}
+
+#[tokio::test]
+async fn garbage_after_starttls_220_then_nothing() {
+    let addr = starttls_server_with(log(), INJECTED, |mut s| async move {
+        drain(&mut s).await;
+    });
+    let (p, took) = probe(addr).await;
     assert_failure(&p, P::Starttls, K::Protocol);
     let detail = &p.failure.as_ref().unwrap().detail;
     assert!(
-        detail.contains("injection") && detail.contains("INJECTED"),
+        detail.contains("injection") && detail.contains("did not complete"),
         "{detail}"
     );
-    assert_eq!(code(&p), Some(Code::SmtpProtocolError));
-    assert!(p.chain.is_empty());
-    // The client hung up without a ClientHello (or anything else).
-    for _ in 0..50 {
-        if seen.lock().unwrap().is_some() {
-            break;
-        }
-        sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(seen.lock().unwrap().as_deref(), Some(&[][..]));
+    assert!(
+        took < timeouts().handshake + Duration::from_millis(700),
+        "{took:?}"
+    );
 }
 
 #[tokio::test]
@@ -722,8 +757,6 @@ async fn connection_refused() {
 }
 
 // ---- good servers ------------------------------------------------------------------------
-
-use rustls::version::{TLS12, TLS13};
 
 async fn good(chain: &str, key: &str, v: &'static SupportedProtocolVersion, want: &str) {
     let log = log();

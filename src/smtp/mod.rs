@@ -16,6 +16,11 @@
 //! (no STARTTLS, a refused STARTTLS, a failed handshake) is decided by the pure core
 //! ([`crate::core::smtp::classify`]), not here.
 //!
+//! Plaintext received together with the STARTTLS 220 (STARTTLS command
+//! injection) is discarded unread and recorded as a `Protocol` failure of the
+//! STARTTLS phase; the handshake is still made, so that such a probe may carry
+//! `tls` and `chain` next to its failure.
+//!
 //! Whatever the peer does, a probe ends within the sum of the phase timeouts and
 //! holds at most about `max_line + 4 KiB` of unparsed input plus one reply of at
 //! most `max_reply_bytes`.
@@ -273,40 +278,52 @@ impl SmtpProber {
                 .await);
         }
         let (tcp, pending) = conn.into_parts();
-        if !pending.is_empty() {
-            // RFC 3207 §4.2 / CVE-2011-0411: plaintext received after the 220 must
-            // not be taken as part of the TLS session. It is never used; the
-            // connection is dropped.
-            return Err(fail(
+        // RFC 3207 §4.2, CVE-2011-0411: plaintext that arrives with the 220 is not
+        // part of the TLS session. It is discarded, never parsed or fed to TLS, and
+        // recorded as a protocol error. The handshake still runs, as Postfix and
+        // OpenSSL clients would do it, so the evidence also shows the chain.
+        let injection = (!pending.is_empty()).then(|| {
+            fail(
                 SmtpPhase::Starttls,
                 SmtpFailureKind::Protocol,
                 format!(
                     "{} bytes arrived with the STARTTLS 220 reply, before the TLS handshake \
-                     (STARTTLS command injection): {}",
+                     (STARTTLS command injection; discarded): {}",
                     pending.len(),
                     reply::excerpt(&pending)
                 ),
-            ));
-        }
+            )
+        });
+        drop(pending);
+        let after_injection = |mut f: SmtpFailure, then: SmtpFailure| {
+            f.detail = format!(
+                "{}; the TLS handshake after it failed: {}",
+                f.detail, then.detail
+            );
+            f
+        };
 
         // 5. TLS handshake.
         let connector = TlsConnector::from(self.tls.clone());
         let (out, chain) =
             tls::capturing(timeout(t.handshake, connector.connect(server_name, tcp))).await;
         p.chain = chain.into_iter().map(|c| Der(c.to_vec())).collect();
-        let tls = match out {
-            Err(_) => {
-                return Err(fail(
-                    SmtpPhase::Handshake,
-                    SmtpFailureKind::Timeout,
-                    format!(
-                        "the handshake did not complete within {}",
-                        secs(t.handshake)
-                    ),
-                ));
-            }
-            Ok(Err(e)) => return Err(handshake_error(&e)),
-            Ok(Ok(s)) => s,
+        let failed = match out {
+            Err(_) => Err(fail(
+                SmtpPhase::Handshake,
+                SmtpFailureKind::Timeout,
+                format!(
+                    "the handshake did not complete within {}",
+                    secs(t.handshake)
+                ),
+            )),
+            Ok(Err(e)) => Err(handshake_error(&e)),
+            Ok(Ok(s)) => Ok(s),
+        };
+        let tls = match (failed, injection.clone()) {
+            (Ok(s), _) => s,
+            (Err(f), None) => return Err(f),
+            (Err(f), Some(i)) => return Err(after_injection(i, f)),
         };
         let (_, session) = tls.get_ref();
         p.tls = Some(tls::tls_info(session, &sni));
@@ -319,7 +336,7 @@ impl SmtpProber {
         // 6. QUIT, inside TLS.
         let mut conn = Framed::new(tls);
         self.quit(&mut conn).await;
-        Ok(())
+        injection.map_or(Ok(()), Err)
     }
 
     /// Sends `cmd` (if any) and reads one reply, all within `limit`.
