@@ -110,7 +110,7 @@ async fn udp(
             Ok(Ok(n)) => n,
         };
         let data = &buf[..n];
-        if n < 12 || u16::from_be_bytes([data[0], data[1]]) != id || data[2] & 0x80 == 0 {
+        if n < 3 || u16::from_be_bytes([data[0], data[1]]) != id || data[2] & 0x80 == 0 {
             // Not an answer to this query (stray or spoofed): keep waiting.
             continue;
         }
@@ -229,4 +229,199 @@ pub fn check_response(
         return Err(format!("implausibly large answer ({count} records)"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::proto::op::{MessageType, OpCode, ResponseCode};
+    use hickory_resolver::proto::rr::rdata::A;
+    use hickory_resolver::proto::rr::{RData, Record};
+    use tokio::net::TcpListener;
+
+    const T: Duration = Duration::from_millis(400);
+
+    fn q() -> Name {
+        Name::from_ascii("mx.example.").unwrap()
+    }
+
+    fn flags() -> Flags {
+        Flags { rd: true, cd: true }
+    }
+
+    /// A UDP server that answers every query with `reply(query bytes)`
+    /// (`None`: stay silent) and a TCP server on the same port.
+    async fn fake(
+        reply: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + Sync + 'static,
+        tcp_reply: Option<Vec<u8>>,
+    ) -> SocketAddr {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+                for out in reply(&buf[..n]) {
+                    let _ = sock.send_to(&out, peer).await;
+                }
+            }
+        });
+        if let Some(bytes) = tcp_reply {
+            let l = TcpListener::bind(addr).await.unwrap();
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = l.accept().await {
+                    let mut buf = [0u8; 512];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.write_all(&bytes).await;
+                }
+            });
+        }
+        addr
+    }
+
+    fn response_to(query: &[u8], edit: impl FnOnce(&mut Message)) -> Vec<u8> {
+        let req = Message::from_vec(query).unwrap();
+        let mut m = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
+        m.queries = req.queries.clone();
+        m.metadata.response_code = ResponseCode::NoError;
+        edit(&mut m);
+        m.to_vec().unwrap()
+    }
+
+    #[tokio::test]
+    async fn garbage_and_wrong_answers_are_malformed() {
+        // The header promises 5 answers, the body has none.
+        let addr = fake(
+            |q| vec![vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, 5, 0, 0, 0, 0, 0xff]],
+            None,
+        )
+        .await;
+        let e = exchange(addr, &q(), RecordType::MX, flags(), T)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, FailureKind::Malformed, "{e:?}");
+
+        // A well-formed answer to another question.
+        let addr = fake(
+            |q| {
+                vec![response_to(q, |m| {
+                    m.queries[0].name = Name::from_ascii("other.example.").unwrap();
+                })]
+            },
+            None,
+        )
+        .await;
+        let e = exchange(addr, &q(), RecordType::MX, flags(), T)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, FailureKind::Malformed);
+        assert!(e.detail.contains("other.example"), "{}", e.detail);
+    }
+
+    #[tokio::test]
+    async fn oversized_answers_are_malformed() {
+        let addr = fake(
+            |q| {
+                vec![response_to(q, |m| {
+                    for i in 0..=MAX_RECORDS as u32 {
+                        m.add_answer(Record::from_rdata(
+                            Name::from_ascii("mx.example.").unwrap(),
+                            60,
+                            RData::A(A::from(std::net::Ipv4Addr::from(0x0a00_0000 + i))),
+                        ));
+                    }
+                })]
+            },
+            None,
+        )
+        .await;
+        let e = exchange(addr, &q(), RecordType::A, flags(), T)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, FailureKind::Malformed);
+        assert!(e.detail.contains("implausibly large"), "{}", e.detail);
+    }
+
+    #[tokio::test]
+    async fn truncation_goes_to_tcp_and_a_short_tcp_answer_is_malformed() {
+        // TC=1 over UDP; over TCP a length prefix of 300 and 10 bytes, then close.
+        let mut tcp = vec![0x01, 0x2c];
+        tcp.extend_from_slice(&[0u8; 10]);
+        let addr = fake(
+            |q| vec![response_to(q, |m| m.metadata.truncation = true)],
+            Some(tcp),
+        )
+        .await;
+        let e = exchange(addr, &q(), RecordType::TXT, flags(), T)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, FailureKind::Malformed, "{e:?}");
+        assert!(e.detail.contains("TCP"), "{}", e.detail);
+    }
+
+    #[tokio::test]
+    async fn silence_and_stray_packets_time_out() {
+        // One packet with a wrong id, then nothing.
+        let addr = fake(
+            |q| {
+                let mut r = response_to(q, |_| {});
+                r[0] ^= 0xff;
+                vec![r]
+            },
+            None,
+        )
+        .await;
+        let start = Instant::now();
+        let e = exchange(addr, &q(), RecordType::MX, flags(), T)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, FailureKind::Timeout);
+        assert!(start.elapsed() < T * 3);
+    }
+
+    #[tokio::test]
+    async fn a_good_answer_passes() {
+        let addr = fake(
+            |q| {
+                vec![response_to(q, |m| {
+                    m.metadata.response_code = ResponseCode::NXDomain;
+                })]
+            },
+            None,
+        )
+        .await;
+        let r = exchange(addr, &q(), RecordType::MX, flags(), T)
+            .await
+            .unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+    }
+
+    /// Through the whole collector: a resolver that sends garbage gives a
+    /// failed lookup with the reason, quickly, and no witness.
+    #[tokio::test]
+    async fn collector_turns_garbage_into_a_failed_lookup() {
+        let addr = fake(|q| vec![vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, 9]], None).await;
+        let c = crate::dns::DnsCollector::new(crate::dns::DnsConfig {
+            resolvers: vec![addr],
+            timeout: T,
+            attempts: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let start = Instant::now();
+        let mx = c.mx("example.org").await;
+        assert_eq!(mx.meta.outcome, crate::core::evidence::Outcome::Failed);
+        assert_eq!(
+            mx.meta.failure.as_ref().unwrap().kind,
+            FailureKind::Malformed
+        );
+        assert_eq!(
+            mx.meta.dnssec,
+            crate::core::dnssec::DnssecStatus::Indeterminate
+        );
+        assert!(mx.meta.witness.is_none());
+        assert!(start.elapsed() < Duration::from_secs(2));
+        let ev = c.collect("example.org").await;
+        assert!(ev.hosts.is_empty() && ev.chain.is_empty());
+    }
 }

@@ -415,3 +415,133 @@ pub fn strip_alias(mut resp: DnsResponse, name: &Name, qtype: RecordType) -> Dns
     resp.metadata.response_code = ResponseCode::NoError;
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::proto::dnssec::rdata::RRSIG;
+    use hickory_resolver::proto::dnssec::rdata::sig::SigInput;
+    use hickory_resolver::proto::dnssec::{Algorithm, Proof};
+    use hickory_resolver::proto::op::{Message, MessageType, OpCode};
+    use hickory_resolver::proto::rr::rdata::{A, CNAME, SOA};
+    use hickory_resolver::proto::rr::{Record, SerialNumber};
+
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn rrsig(owner: &str, covered: RecordType, labels: u8) -> Record {
+        let input = SigInput {
+            type_covered: covered,
+            algorithm: Algorithm::ECDSAP256SHA256,
+            num_labels: labels,
+            original_ttl: 60,
+            sig_expiration: SerialNumber::new(2_000_000_000),
+            sig_inception: SerialNumber::new(1_700_000_000),
+            key_tag: 1,
+            signer_name: n("example."),
+        };
+        Record::from_rdata(
+            n(owner),
+            60,
+            RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, vec![0; 64]))),
+        )
+    }
+
+    /// A TLSA name that is an alias: the answer to hand the validator is the
+    /// CNAME alone (the target's records and proofs are asked for separately).
+    #[test]
+    fn alias_answers_are_cut_to_the_cname() {
+        let q = n("_25._tcp.mx.example.");
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.add_query(hickory_resolver::proto::op::Query::query(
+            q.clone(),
+            RecordType::TLSA,
+        ));
+        m.metadata.response_code = ResponseCode::NXDomain;
+        m.add_answer(Record::from_rdata(
+            q.clone(),
+            60,
+            RData::CNAME(CNAME(n("_dane.prov.example."))),
+        ));
+        m.add_answer(rrsig("_25._tcp.mx.example.", RecordType::CNAME, 4));
+        m.add_answer(Record::from_rdata(
+            n("other.example."),
+            60,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        m.add_authority(Record::from_rdata(
+            n("prov.example."),
+            60,
+            RData::SOA(SOA::new(
+                n("ns.prov.example."),
+                n("h.prov.example."),
+                1,
+                1,
+                1,
+                1,
+                1,
+            )),
+        ));
+        m.add_additional(Record::from_rdata(
+            n("x.example."),
+            60,
+            RData::A(A::new(192, 0, 2, 2)),
+        ));
+        let resp = DnsResponse::from_message(m).unwrap();
+        let out = strip_alias(resp.clone(), &q, RecordType::TLSA);
+        assert_eq!(out.answers.len(), 2);
+        assert!(out.answers.iter().all(|r| r.name == q));
+        assert!(out.authorities.is_empty() && out.additionals.is_empty());
+        assert_eq!(out.metadata.response_code, ResponseCode::NoError);
+        assert!(out.answers.iter().all(|r| r.proof == Proof::Indeterminate));
+
+        // A CNAME from a wildcard keeps the proof that the name itself is absent.
+        let mut m = resp.into_message();
+        m.answers[1] = rrsig("_25._tcp.mx.example.", RecordType::CNAME, 3);
+        let out = strip_alias(DnsResponse::from_message(m).unwrap(), &q, RecordType::TLSA);
+        assert_eq!(out.authorities.len(), 1);
+
+        // Asking for the CNAME itself, or an answer of the asked type: untouched.
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.add_answer(Record::from_rdata(
+            q.clone(),
+            60,
+            RData::CNAME(CNAME(n("t.example."))),
+        ));
+        m.add_additional(Record::from_rdata(
+            n("x.example."),
+            60,
+            RData::A(A::new(192, 0, 2, 2)),
+        ));
+        let out = strip_alias(DnsResponse::from_message(m).unwrap(), &q, RecordType::CNAME);
+        assert_eq!(out.additionals.len(), 1);
+    }
+
+    #[test]
+    fn cache_is_bounded_and_expires() {
+        let mut c = Cache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap: 16,
+        };
+        let k = |i: usize| Key {
+            name: format!("n{i}."),
+            qtype: 1,
+            flags: Flags { rd: true, cd: true },
+            server: None,
+        };
+        let v = || Fetched {
+            result: Err(failure(FailureKind::Timeout, "")),
+            elapsed_ms: 0,
+        };
+        for i in 0..100 {
+            c.put(k(i), v(), Duration::from_secs(60));
+        }
+        assert_eq!(c.map.len(), 16);
+        assert!(c.get(&k(99)).is_some() && c.get(&k(0)).is_none());
+        c.put(k(200), v(), Duration::ZERO);
+        assert!(c.get(&k(200)).is_none());
+        assert!(c.order.len() <= 32);
+    }
+}
