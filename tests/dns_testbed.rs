@@ -458,7 +458,7 @@ fn rfc7672_2_2_tlsa_dropped_on_one_server_over_ipv6_only() {
     assert_eq!(drop6.len(), 2, "{}", summary(ev));
     for p in drop6 {
         assert_eq!(p.control.outcome, Outcome::NoData, "control answered");
-        assert_eq!(p.soa_serial.is_some(), true);
+        assert!(p.soa_serial.is_some());
         if p.address.is_ipv6() {
             assert_eq!(p.tlsa.outcome, Outcome::Failed);
             assert_eq!(p.tlsa.failure.as_ref().unwrap().kind, FailureKind::Timeout);

@@ -502,7 +502,17 @@ pub async fn host(c: &DnsCollector, name: &str, preference: Option<u16>) -> Host
     let a = a.into_lookup(convert::address);
     let aaaa = aaaa.into_lookup(convert::address);
     let mut base = expanded.clone().unwrap_or_else(|| qname.clone());
-    let tlsa = if family_secure(&a) || family_secure(&aaaa) {
+    let checks = c.inner.cfg.nameserver_checks;
+    let probe = |b: &Name| {
+        let n = tlsa_name(b);
+        async move {
+            match (n, checks) {
+                (Some(n), true) => super::nameservers::probe_servers(c, &n).await,
+                _ => Vec::new(),
+            }
+        }
+    };
+    let (tlsa, nameservers) = if family_secure(&a) || family_secure(&aaaa) {
         let at = |b: &Name| {
             let b = b.clone();
             async move {
@@ -518,27 +528,27 @@ pub async fn host(c: &DnsCollector, name: &str, preference: Option<u16>) -> Host
                 }
             }
         };
-        let first: Lookup<TlsaRdata> = at(&base).await;
-        let no_secure_tlsa = matches!(
-            (first.meta.outcome, first.meta.dnssec),
-            (Outcome::NoData | Outcome::NxDomain, DnssecStatus::Secure)
-                | (_, DnssecStatus::Insecure)
-        );
-        if expanded.is_some() && no_secure_tlsa {
-            base = qname.clone();
-            Some(at(&base).await)
+        if expanded.is_none() {
+            // The base domain is known: ask the servers while the resolver works.
+            let (t, ns) = tokio::join!(at(&base), probe(&base));
+            (Some(t), ns)
         } else {
-            Some(first)
+            let first: Lookup<TlsaRdata> = at(&base).await;
+            let no_secure_tlsa = matches!(
+                (first.meta.outcome, first.meta.dnssec),
+                (Outcome::NoData | Outcome::NxDomain, DnssecStatus::Secure)
+                    | (_, DnssecStatus::Insecure)
+            );
+            let t = if no_secure_tlsa {
+                base = qname.clone();
+                at(&base).await
+            } else {
+                first
+            };
+            (Some(t), probe(&base).await)
         }
     } else {
-        None
-    };
-    let nameservers = match (&tlsa, c.inner.cfg.nameserver_checks) {
-        (Some(_), true) => match tlsa_name(&base) {
-            Some(n) => super::nameservers::probe_servers(c, &n).await,
-            None => Vec::new(),
-        },
-        _ => Vec::new(),
+        (None, Vec::new())
     };
     HostEvidence {
         name: shown,

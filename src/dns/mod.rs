@@ -116,7 +116,6 @@ pub(crate) type Validator = DnssecDnsHandle<Upstream>;
 pub(crate) struct Inner {
     pub net: Arc<Net>,
     pub validator: Validator,
-    pub anchors: Arc<TrustAnchors>,
     pub cfg: DnsConfig,
     pub anchor_desc: String,
     pub witness_on: tokio::sync::OnceCell<bool>,
@@ -190,19 +189,16 @@ impl DnsCollector {
                 (ta, format!("{shown} ({n} key(s))"))
             }
         };
-        let anchors = Arc::new(anchors);
         let upstream = Upstream {
             net: Arc::clone(&net),
             cd: true,
-            pinned: None,
         };
-        let validator = DnssecDnsHandle::with_trust_anchor(upstream, Arc::clone(&anchors))
+        let validator = DnssecDnsHandle::with_trust_anchor(upstream, Arc::new(anchors))
             .validation_cache_size(100_000);
         Ok(DnsCollector {
             inner: Arc::new(Inner {
                 net,
                 validator,
-                anchors,
                 cfg,
                 anchor_desc,
                 witness_on: tokio::sync::OnceCell::new(),

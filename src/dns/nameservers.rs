@@ -6,7 +6,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use hickory_resolver::net::dnssec::DnssecDnsHandle;
 use hickory_resolver::net::xfer::FirstAnswer;
 use hickory_resolver::net::{DnsError, DnsHandle, NetError};
 use hickory_resolver::proto::dnssec::rdata::DNSSECRData;
@@ -16,7 +15,7 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use super::convert::{self, show};
 use super::lookup::denial_status;
 use super::transport::EDNS_PAYLOAD;
-use super::upstream::{Fetched, Pinned, Upstream, rcode_kind, rcode_str, traced};
+use super::upstream::{Fetched, Pinned, pinned, rcode_kind, rcode_str, traced};
 use super::{DnsCollector, family_ok, now};
 use crate::core::dnssec::DnssecStatus;
 use crate::core::evidence::{Failure, NsAnswer, NsProbe, Outcome, ZoneSignatures};
@@ -222,25 +221,20 @@ fn answer(f: &Fetched, qname: &Name, qtype: RecordType) -> NsAnswer {
 /// Runs the validator over this server's own denial (DNSKEY and DS fetched
 /// through the resolver as usual).
 async fn validate_denial(c: &DnsCollector, qname: &Name, resp: &Arc<DnsResponse>) -> DnssecStatus {
-    let up = Upstream {
-        net: Arc::clone(&c.inner.net),
-        cd: true,
-        pinned: Some(Arc::new(Pinned {
-            name: qname.clone(),
-            qtype: RecordType::TLSA,
-            response: (**resp).clone(),
-        })),
-    };
-    let v = DnssecDnsHandle::with_trust_anchor(up, Arc::clone(&c.inner.anchors))
-        .validation_cache_size(256);
+    let pin = Arc::new(Pinned {
+        name: qname.clone(),
+        qtype: RecordType::TLSA,
+        response: (**resp).clone(),
+    });
     let mut opts = DnsRequestOptions::default();
     opts.edns_set_dnssec_ok = true;
     opts.edns_payload_len = EDNS_PAYLOAD;
-    let (res, noted) = traced(
-        v.lookup(Query::query(qname.clone(), RecordType::TLSA), opts)
-            .first_answer(),
-    )
-    .await;
+    let lookup = c
+        .inner
+        .validator
+        .lookup(Query::query(qname.clone(), RecordType::TLSA), opts)
+        .first_answer();
+    let (res, noted) = pinned(pin, traced(lookup)).await;
     let st = match res {
         Ok(r) => denial_status(&r, None),
         Err(NetError::Dns(DnsError::Nsec {

@@ -30,7 +30,9 @@ use crate::core::evidence::{Failure, FailureKind};
 /// Failed questions are remembered this long, so that a dead server costs
 /// one timeout per run and not one per domain.
 const FAILURE_TTL: Duration = Duration::from_secs(30);
-const MIN_TTL: Duration = Duration::from_secs(5);
+/// Within one run, answers are reused for at least this long (consistency
+/// across the hosts of a domain matters more than TTL precision).
+const MIN_TTL: Duration = Duration::from_secs(30);
 const MAX_TTL: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -315,13 +317,23 @@ pub struct Pinned {
     pub response: DnsResponse,
 }
 
+tokio::task_local! {
+    static PIN: Arc<Pinned>;
+}
+
+/// Runs `fut` with the answer to `p.name p.qtype` fixed to `p.response`
+/// (every other question goes to the resolvers as usual). This lets the
+/// shared validator, with its cache, judge one server's own answer.
+pub async fn pinned<F: Future>(p: Arc<Pinned>, fut: F) -> F::Output {
+    PIN.scope(p, fut).await
+}
+
 /// What `DnssecDnsHandle` sends its questions through.
 #[derive(Clone)]
 pub struct Upstream {
     pub net: Arc<Net>,
     /// Set CD=1 (hickory's validator forces CD=0 on the way down).
     pub cd: bool,
-    pub pinned: Option<Arc<Pinned>>,
 }
 
 impl DnsHandle for Upstream {
@@ -340,11 +352,11 @@ impl Upstream {
             return Err(NetError::from("no query in request"));
         };
         let (name, qtype) = (q.name().clone(), q.query_type());
-        let pinned = self
-            .pinned
-            .as_ref()
+        let pin = PIN
+            .try_with(Arc::clone)
+            .ok()
             .filter(|p| p.name == name && p.qtype == qtype);
-        let resp = match pinned {
+        let resp = match pin {
             Some(p) => p.response.clone(),
             None => match self.net.resolve(&name, qtype, self.cd).await.result {
                 Ok(r) => (*r).clone(),
