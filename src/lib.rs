@@ -6,7 +6,9 @@
 //! verdicts; [`report`] renders them; [`cli`] wires it together.
 
 pub mod cli;
+pub mod collect;
 pub mod core;
 pub mod dns;
+pub mod input;
 pub mod report;
 pub mod smtp;

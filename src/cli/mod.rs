@@ -1,8 +1,10 @@
 //! Command-line interface: parsed arguments, resolved and dispatched.
 
+pub mod check;
 pub mod evaluate;
 pub mod exit;
 pub mod explain;
+pub mod net_args;
 pub mod report_args;
 pub mod tlsa;
 
@@ -33,6 +35,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Audit DANE for the domains' mail: DNSSEC, TLSA, STARTTLS on every MX address.
+    Check(check::CheckArgs),
     /// Re-evaluate saved evidence offline (same report as when it was collected).
     Evaluate(evaluate::EvaluateArgs),
     /// Print the long explanation of a finding code (or --list them all).
@@ -51,8 +55,16 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
     let stdout = &mut std::io::stdout();
     match cli.command {
+        Command::Check(a) => runtime()?.block_on(check::run(&a)),
         Command::Evaluate(a) => evaluate::run(&a),
         Command::Explain { code, list } => explain::run(code.as_deref(), list, stdout),
         Command::Tlsa(a) => tlsa::run(&a, stdout),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::incomplete(format!("cannot start the async runtime: {e}")))
 }

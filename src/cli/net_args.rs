@@ -1,0 +1,149 @@
+//! Options for commands that touch the network, resolved into collectors.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::collect::{AddressGate, Collector};
+use crate::core::evidence::Families;
+use crate::dns::{
+    DnsCollector, DnsConfig, DnsSetupError, TrustAnchorSource, parse_resolver,
+    resolvers_from_resolv_conf,
+};
+use crate::smtp::{SmtpConfig, SmtpProber, Timeouts};
+
+use super::exit::CliError;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct NetArgs {
+    /// Recursive resolver, ADDR or ADDR:PORT (repeatable). Default: the
+    /// nameservers in /etc/resolv.conf. DNSSEC is validated in-process;
+    /// the resolver's own AD bit is only a second opinion.
+    #[arg(long = "resolver", value_name = "ADDR[:PORT]")]
+    pub resolvers: Vec<String>,
+    /// DNSSEC trust anchor: DNSKEY or DS records in zone-file syntax.
+    /// Default: the IANA root KSKs.
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor: Option<PathBuf>,
+    /// Use IPv4 only (DNS and SMTP transport).
+    #[arg(short = '4', conflicts_with = "ipv6_only")]
+    pub ipv4_only: bool,
+    /// Use IPv6 only (DNS and SMTP transport).
+    #[arg(short = '6')]
+    pub ipv6_only: bool,
+    /// Seconds to wait for one DNS answer.
+    #[arg(long, value_name = "SECS", default_value_t = 3)]
+    pub dns_timeout: u64,
+    /// Skip querying each authoritative nameserver directly.
+    #[arg(long)]
+    pub no_ns_checks: bool,
+    /// Skip SMTP: report the DNS part only.
+    #[arg(long)]
+    pub no_smtp: bool,
+    /// Probe SMTP on every MX host, also those without secure TLSA.
+    #[arg(long)]
+    pub all_hosts: bool,
+    /// Name to send with EHLO (use one that resolves to this machine).
+    #[arg(long, value_name = "NAME", default_value = "dane-audit.invalid")]
+    pub ehlo: String,
+    /// Seconds for the TCP connect to port 25.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Seconds for each SMTP phase (greeting, each command, TLS handshake).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub smtp_timeout: u64,
+    /// SMTP port (for test beds only; real MX hosts listen on 25).
+    #[arg(long, default_value_t = 25, hide = true)]
+    pub smtp_port: u16,
+}
+
+impl NetArgs {
+    pub fn families(&self) -> Families {
+        Families {
+            ipv4: !self.ipv6_only,
+            ipv6: !self.ipv4_only,
+        }
+    }
+
+    pub fn family_names(&self) -> Vec<&'static str> {
+        let f = self.families();
+        let mut v = Vec::new();
+        if f.ipv4 {
+            v.push("ipv4");
+        }
+        if f.ipv6 {
+            v.push("ipv6");
+        }
+        v
+    }
+
+    fn dns_config(&self) -> Result<DnsConfig, CliError> {
+        let resolvers = if self.resolvers.is_empty() {
+            resolvers_from_resolv_conf().map_err(|e| CliError::usage(e.to_string()))?
+        } else {
+            self.resolvers
+                .iter()
+                .map(|r| {
+                    parse_resolver(r).ok_or_else(|| {
+                        CliError::usage(format!(
+                            "--resolver {r:?} is not an address: use 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(DnsConfig {
+            resolvers,
+            trust_anchor: match &self.trust_anchor {
+                Some(p) => TrustAnchorSource::File(p.clone()),
+                None => TrustAnchorSource::Iana,
+            },
+            timeout: Duration::from_secs(self.dns_timeout.max(1)),
+            families: self.families(),
+            nameserver_checks: !self.no_ns_checks,
+            ..DnsConfig::default()
+        })
+    }
+
+    pub async fn dns(&self) -> Result<DnsCollector, CliError> {
+        DnsCollector::new(self.dns_config()?)
+            .await
+            .map_err(|e| match e {
+                DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),
+                e => CliError::usage(e.to_string()),
+            })
+    }
+
+    pub fn smtp(&self) -> Result<Option<SmtpProber>, CliError> {
+        if self.no_smtp {
+            return Ok(None);
+        }
+        let phase = Duration::from_secs(self.smtp_timeout.max(1));
+        let cfg = SmtpConfig {
+            port: self.smtp_port,
+            ehlo_name: self.ehlo.clone(),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(self.connect_timeout.max(1)),
+                greeting: phase,
+                command: phase,
+                handshake: phase,
+                ..Timeouts::default()
+            },
+            ..SmtpConfig::default()
+        };
+        SmtpProber::new(cfg)
+            .map(Some)
+            .map_err(|e| CliError::usage(e.to_string()))
+    }
+
+    pub async fn collector(&self) -> Result<Collector, CliError> {
+        Ok(Collector {
+            dns: self.dns().await?,
+            smtp: self.smtp()?,
+            all_hosts: self.all_hosts,
+            families: self.families(),
+            gate: Arc::new(AddressGate::new(1)),
+            smtp_port: self.smtp_port,
+        })
+    }
+}
