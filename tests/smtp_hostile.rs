@@ -652,7 +652,9 @@ async fn garbage_after_starttls_220_is_discarded_and_reported() {
         f.detail.contains("injection") && f.detail.contains("INJECTED"),
         "{f:?}"
     );
-    assert_eq!(code(&p), Some(Code::SmtpProtocolError));
+    // The core judges the chain and reports `starttls-injection` separately.
+    assert_eq!(code(&p), None);
+    assert!(dane_audit::core::smtp::injection(&p).is_some());
     assert!(
         p.tls.is_some(),
         "the handshake after the injection completes"

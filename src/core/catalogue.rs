@@ -108,6 +108,7 @@ pub fn entry(code: Code) -> &'static Entry {
         Code::SmtpProtocolError => &SMTP_PROTOCOL_ERROR,
         Code::StarttlsNotOffered => &STARTTLS_NOT_OFFERED,
         Code::StarttlsRefused => &STARTTLS_REFUSED,
+        Code::StarttlsInjection => &STARTTLS_INJECTION,
         Code::TlsHandshakeFailed => &TLS_HANDSHAKE_FAILED,
         Code::AddressesDisagree => &ADDRESSES_DISAGREE,
         Code::CertExpiredDaneEe => &CERT_EXPIRED_DANE_EE,
@@ -540,6 +541,17 @@ static STARTTLS_REFUSED: Entry = e(
 )
 .or(Notice)
 .rpt("starttls-not-supported");
+static STARTTLS_INJECTION: Entry = e(
+    Warning,
+    "the server sent data together with its STARTTLS 220 reply (command injection hazard)",
+    "Find the MTA, proxy or middlebox that emits bytes after the 220 reply and fix or upgrade it.",
+    "RFC 3207 §4.2",
+    "Anything sent after the 220 reply and before the TLS handshake is unauthenticated \
+     plaintext; a client that kept it would treat it as protected (the CVE-2011-0411 \
+     class of bugs). dane-audit discarded the bytes and completed the handshake, as \
+     Postfix and OpenSSL clients do, so delivery still works; but the server (or \
+     something between it and the sender) is broken or hostile.",
+);
 static TLS_HANDSHAKE_FAILED: Entry = e(
     Critical,
     "the TLS handshake failed",

@@ -122,6 +122,7 @@ codes! {
     SmtpProtocolError => "smtp-protocol-error",
     StarttlsNotOffered => "starttls-not-offered",
     StarttlsRefused => "starttls-refused",
+    StarttlsInjection => "starttls-injection",
     TlsHandshakeFailed => "tls-handshake-failed",
     AddressesDisagree => "addresses-disagree",
     CertExpiredDaneEe => "cert-expired-dane-ee",

@@ -179,6 +179,13 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
         let applies = dane && family_secure(ip);
         let (verdict, reason, f) = address_verdict(name, *ip, probe, applies, requires_tls, &by);
         findings.extend(f);
+        if let Some(detail) = probe.and_then(super::smtp::injection) {
+            findings.push(
+                Finding::new(Code::StarttlsInjection, format!("{name}[{ip}]"))
+                    .msg(format!("{ip}: {detail}"))
+                    .at_address(name, *ip),
+            );
+        }
         if applies && !by.is_empty() {
             findings.extend(expired_ee(name, *ip, chain, records, &by, cx.now));
         }

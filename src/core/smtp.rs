@@ -21,8 +21,28 @@ pub enum SmtpResult {
     Tls,
 }
 
+/// The STARTTLS command-injection case: plaintext arrived with the 220
+/// reply, the collector discarded it, and the handshake still completed.
+/// Returns the collector's description.
+pub fn injection(p: &SmtpProbe) -> Option<&str> {
+    let f = p.failure.as_ref()?;
+    (f.phase == SmtpPhase::Starttls
+        && f.kind == SmtpFailureKind::Protocol
+        && p.tls.is_some()
+        && !p.chain.is_empty())
+    .then_some(f.detail.as_str())
+}
+
+/// Whether the probe ended with a TLS session whose chain can be judged.
+pub fn completed_tls(p: &SmtpProbe) -> bool {
+    matches!(classify(p), SmtpResult::Tls)
+}
+
 /// Classifies one probe.
 pub fn classify(p: &SmtpProbe) -> SmtpResult {
+    if injection(p).is_some() {
+        return SmtpResult::Tls;
+    }
     let Some(f) = &p.failure else {
         return SmtpResult::Tls;
     };
