@@ -671,6 +671,10 @@ fn rfc7672_2_2_2_cnamed_mx_host() {
         assert!(m.rrsigs.iter().any(|s| s.covered == "CNAME"));
     }
     assert_meta(&h.a.meta, Outcome::Answer, Secure, ev);
+    // The target has no AAAA. hickory checks the NSEC of a CNAME'd answer
+    // against the original name (PR #3595) and says Bogus; asked hop by hop
+    // it is the secure denial it is.
+    assert_meta(&h.aaaa.meta, Outcome::NoData, Secure, ev);
     // Every hop secure: the expanded name is the TLSA base domain.
     assert_eq!(h.tlsa_base, "real.good-cname.example");
     let t = h.tlsa.as_ref().unwrap();
@@ -725,17 +729,52 @@ fn mx_zone_delegated_to_a_closed_server_is_a_lookup_failure() {
     };
     let ev = &evs[0];
     assert_meta(&ev.mx.meta, Outcome::Failed, Indeterminate, ev);
-    assert_eq!(
-        ev.mx.meta.failure.as_ref().unwrap().kind,
-        FailureKind::ServFail
+    // Unbound answers SERVFAIL once it has given up on ns-closed; before
+    // that (fresh cache) it may stay silent past our timeout.
+    let kind = ev.mx.meta.failure.as_ref().unwrap().kind;
+    assert!(
+        matches!(kind, FailureKind::ServFail | FailureKind::Timeout),
+        "{kind:?}"
     );
     let w = ev.mx.meta.witness.as_ref().unwrap();
-    assert_eq!(
-        (w.rcode.as_str(), w.cd_rcode.as_deref()),
-        ("SERVFAIL", Some("SERVFAIL"))
-    );
+    if w.rcode == "SERVFAIL" {
+        assert_eq!(
+            w.cd_rcode.as_deref(),
+            Some("SERVFAIL"),
+            "CD=1 does not help"
+        );
+    }
     assert!(ev.hosts.is_empty());
     assert!(codes(ev).contains(&"mx-lookup-failed".to_string()));
+}
+
+/// The servers of a zone the resolver cannot reach are still examined: the
+/// delegation comes from the parent's referral (ns-closed answers ICMP port
+/// unreachable on both addresses).
+#[test]
+fn servers_of_an_unreachable_zone_come_from_the_referral() {
+    let Some(probes) = in_bed(|bed| async move {
+        let c = collector(bed).await;
+        c.probe_nameservers("_25._tcp.mx.dns-mx-lookup-failed.example")
+            .await
+    }) else {
+        return;
+    };
+    assert_eq!(probes.len(), 2, "{probes:?}");
+    for p in &probes {
+        assert_eq!(p.zone, "dns-mx-lookup-failed.example");
+        assert_eq!(p.server, "ns-closed.example");
+        assert_eq!(p.control.outcome, Outcome::Failed);
+        assert_eq!(
+            p.control.failure.as_ref().unwrap().kind,
+            FailureKind::Network,
+            "{:?}",
+            p.control
+        );
+    }
+    let f = dane_audit::core::nameserver::findings("mx.dns-mx-lookup-failed.example", &probes);
+    let codes: Vec<&str> = f.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(codes, ["ns-unreachable", "ns-unreachable"]);
 }
 
 /// A resolver address where every packet is dropped: a failed MX lookup

@@ -246,6 +246,17 @@ impl DnsCollector {
         nameservers::chain_signatures(self, names).await
     }
 
+    /// What each authoritative server address of the zone holding `qname`
+    /// says about TLSA at `qname` (as in [`HostEvidence::nameservers`]).
+    /// Works also when the zone's servers all fail: the delegation is then
+    /// read from the parent's referral.
+    pub async fn probe_nameservers(&self, qname: &str) -> Vec<crate::core::evidence::NsProbe> {
+        match convert::normalize(qname) {
+            Ok((_, name)) => nameservers::probe_servers(self, &name).await,
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// All DNS evidence of one domain: MX (or the implicit MX under a secure
     /// denial), every host in preference order, and the chain signatures.
     /// `smtp` is left empty.

@@ -23,43 +23,129 @@ use crate::core::evidence::{Failure, NsAnswer, NsProbe, Outcome, ZoneSignatures}
 /// Most server addresses probed per zone (a zone with 13 NS names × 2 families is 26).
 const MAX_SERVERS: usize = 32;
 
-/// The zone that holds `name`: the closest enclosing SOA.
-pub async fn zone_of(c: &DnsCollector, name: &Name) -> Option<Name> {
+/// What a SOA question at `cur` says about the zone holding it.
+enum Apex {
+    Found(Name),
+    /// The resolver could not answer (the zone's servers fail).
+    Broken,
+    /// Not known here: ask one label up.
+    Up,
+    Failed,
+}
+
+async fn apex_at(c: &DnsCollector, cur: &Name) -> Apex {
+    let f = c.inner.net.resolve(cur, RecordType::SOA, true).await;
+    let resp = match f.result {
+        Ok(r) => r,
+        // The resolver gave up on the zone within our time: as SERVFAIL.
+        Err(e) if e.kind == crate::core::evidence::FailureKind::Timeout => return Apex::Broken,
+        Err(_) => return Apex::Failed,
+    };
+    match resp.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => {}
+        ResponseCode::ServFail => return Apex::Broken,
+        _ => return Apex::Failed,
+    }
+    if resp
+        .answers
+        .iter()
+        .any(|r| r.name == *cur && r.record_type() == RecordType::SOA)
+    {
+        return Apex::Found(cur.clone());
+    }
+    let alias = resp
+        .answers
+        .iter()
+        .any(|r| r.name == *cur && r.record_type() == RecordType::CNAME);
+    match resp
+        .authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(cur))
+    {
+        Some(soa) if !alias => Apex::Found(soa.name.clone()),
+        _ => Apex::Up,
+    }
+}
+
+/// The zone that holds `name` (the closest enclosing SOA) and its NS names.
+/// When the resolver cannot reach that zone (SERVFAIL), the delegation is
+/// read from a referral of the parent zone's servers, so that dead servers
+/// are still examined.
+pub async fn delegation(c: &DnsCollector, name: &Name) -> Option<(Name, Vec<Name>)> {
     let mut cur = name.clone();
+    let mut broken = 0;
     loop {
-        let f = c.inner.net.resolve(&cur, RecordType::SOA, true).await;
-        let resp = f.result.ok()?;
-        if matches!(
-            resp.metadata.response_code,
-            ResponseCode::NoError | ResponseCode::NXDomain
-        ) {
-            if resp
-                .answers
-                .iter()
-                .any(|r| r.name == cur && r.record_type() == RecordType::SOA)
-            {
-                return Some(cur);
+        match apex_at(c, &cur).await {
+            Apex::Found(zone) => {
+                if broken == 0 {
+                    let ns = ns_names(c, &zone).await;
+                    if !ns.is_empty() {
+                        return Some((zone, ns));
+                    }
+                }
+                return referral(c, &zone, name).await;
             }
-            let alias = resp
-                .answers
-                .iter()
-                .any(|r| r.name == cur && r.record_type() == RecordType::CNAME);
-            if !alias
-                && let Some(soa) = resp
-                    .authorities
-                    .iter()
-                    .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(&cur))
-            {
-                return Some(soa.name.clone());
-            }
-        } else if resp.metadata.response_code != ResponseCode::ServFail {
-            return None;
+            // A dead resolver would cost a timeout per label: give up soon.
+            Apex::Broken if broken >= 4 => return None,
+            Apex::Broken => broken += 1,
+            Apex::Up => {}
+            Apex::Failed => return None,
         }
         if cur.is_root() {
             return None;
         }
         cur = cur.base_name();
     }
+}
+
+/// Asks the servers of `parent` directly for the delegation that holds
+/// `name` (the NS RRset of the referral).
+async fn referral(c: &DnsCollector, parent: &Name, name: &Name) -> Option<(Name, Vec<Name>)> {
+    let servers = ns_names(c, parent).await;
+    let mut tried = 0;
+    for ns in &servers {
+        for ip in addresses(c, ns).await {
+            tried += 1;
+            if tried > 4 {
+                return None;
+            }
+            let f = c
+                .inner
+                .net
+                .direct(SocketAddr::new(ip, 53), name, RecordType::NS)
+                .await;
+            let Ok(resp) = f.result else {
+                continue;
+            };
+            let cut = resp
+                .authorities
+                .iter()
+                .chain(&resp.answers)
+                .find(|r| {
+                    r.record_type() == RecordType::NS
+                        && r.name != *parent
+                        && parent.zone_of(&r.name)
+                        && r.name.zone_of(name)
+                })
+                .map(|r| r.name.clone());
+            if let Some(cut) = cut {
+                let mut names: Vec<Name> = resp
+                    .authorities
+                    .iter()
+                    .chain(&resp.answers)
+                    .filter(|r| r.name == cut)
+                    .filter_map(|r| match &r.data {
+                        RData::NS(ns) => Some(ns.0.to_lowercase()),
+                        _ => None,
+                    })
+                    .collect();
+                names.sort_by_key(show);
+                names.dedup();
+                return Some((cut, names));
+            }
+        }
+    }
+    None
 }
 
 async fn ns_names(c: &DnsCollector, zone: &Name) -> Vec<Name> {
@@ -110,10 +196,9 @@ async fn addresses(c: &DnsCollector, ns: &Name) -> Vec<IpAddr> {
 /// Asks every server address of the zone holding `qname` for TLSA at
 /// `qname`, a control question (A) at the same name, and the zone's SOA.
 pub async fn probe_servers(c: &DnsCollector, qname: &Name) -> Vec<NsProbe> {
-    let Some(zone) = zone_of(c, qname).await else {
+    let Some((zone, servers)) = delegation(c, qname).await else {
         return Vec::new();
     };
-    let servers = ns_names(c, &zone).await;
     let addrs = join_all(servers.iter().map(|ns| addresses(c, ns))).await;
     let targets: Vec<(Name, IpAddr)> = servers
         .into_iter()
@@ -256,7 +341,15 @@ pub async fn chain_signatures(c: &DnsCollector, names: &[String]) -> Vec<ZoneSig
     let net = &c.inner.net;
     let zones = join_all(names.iter().map(|n| async move {
         let (_, name) = convert::normalize(n).ok()?;
-        zone_of(c, &name).await
+        let mut cur = name;
+        loop {
+            match apex_at(c, &cur).await {
+                Apex::Found(z) => return Some(z),
+                Apex::Failed => return None,
+                Apex::Broken | Apex::Up if !cur.is_root() => cur = cur.base_name(),
+                _ => return None,
+            }
+        }
     }))
     .await;
     let mut todo: Vec<Name> = zones.into_iter().flatten().collect();
