@@ -238,3 +238,17 @@ fn evaluate_exit_codes_follow_the_policy() {
         Some(1)
     );
 }
+
+/// docs/findings.md documents every code the tool can emit.
+#[test]
+fn findings_doc_lists_every_code() {
+    let doc =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/findings.md"))
+            .unwrap();
+    for c in dane_audit::core::finding::Code::ALL {
+        assert!(
+            doc.contains(&format!("| `{c}` |")),
+            "{c} missing from docs/findings.md"
+        );
+    }
+}

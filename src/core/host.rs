@@ -136,7 +136,7 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
     let chains: Vec<(IpAddr, Vec<CertInfo>)> = h
         .smtp
         .iter()
-        .filter(|p| p.failure.is_none())
+        .filter(|p| super::smtp::completed_tls(p))
         .map(|p| {
             (
                 p.address,

@@ -25,7 +25,15 @@ fn failure_kind(a: &NsAnswer) -> Option<FailureKind> {
 
 /// Findings about each server address for one TLSA name.
 pub fn findings(host: &str, probes: &[NsProbe]) -> Vec<Finding> {
-    let mut out: Vec<Finding> = probes.iter().filter_map(|p| per_server(host, p)).collect();
+    // When every server's denial is bogus the zone itself is broken, which
+    // `tlsa-denial-bogus` says; per-server blame is for the odd one out.
+    let denials: Vec<DnssecStatus> = probes.iter().filter_map(|p| p.tlsa.denial).collect();
+    let all_bogus = !denials.is_empty() && denials.iter().all(|d| *d == DnssecStatus::Bogus);
+    let mut out: Vec<Finding> = probes
+        .iter()
+        .filter_map(|p| per_server(host, p))
+        .filter(|f| !(all_bogus && f.code == Code::NsDenialBogus))
+        .collect();
     out.extend(sync_findings(host, probes));
     out
 }
@@ -167,11 +175,16 @@ mod tests {
         }
         let mut bogus = ans(Outcome::NxDomain, None, &[]);
         bogus.denial = Some(DnssecStatus::Bogus);
-        let p = probe("192.0.2.53", ok(), bogus, Some(1));
+        let p = probe("192.0.2.53", ok(), bogus.clone(), Some(1));
+        let mut good = ans(Outcome::NxDomain, None, &[]);
+        good.denial = Some(DnssecStatus::Secure);
+        let q = probe("192.0.2.54", ok(), good, Some(1));
         assert_eq!(
-            codes(&findings("mx.example", &[p])),
+            codes(&findings("mx.example", &[p.clone(), q])),
             vec![Code::NsDenialBogus]
         );
+        // Every server bogus: the zone is broken, not one server.
+        assert!(findings("mx.example", &[p]).is_empty());
     }
 
     #[test]
