@@ -1,0 +1,302 @@
+# shellcheck shell=bash
+# "testbed oracle": judge every scenario with independent DANE implementations.
+#
+#   posttls-finger -l dane   Postfix's DANE client; resolves through the netns resolv.conf
+#                            (Unbound). Once per domain (MX selection as Postfix does it),
+#                            and per MX host and address family ("[host]", -a ipv4/ipv6)
+#                            when the MX RRset is secure and there is more than one.
+#   openssl s_client         OpenSSL's DANE (-dane_tlsa_rrdata) per address of every host
+#                            whose TLSA RRset Unbound validates (AD=1).
+#   dig (per nameserver)     the nameserver faults no TLS client can see (ns-*, rrsig-*,
+#                            implicit-mx, mx-cname) are checked on the servers directly.
+#
+# What each oracle should show is derived from the scenario's verdict and codes by the
+# rules in expect_pf / expect_ossl / dns_checks below (documented in
+# testdata/testbed/README.md). $B/oracle.tsv gets one row per scenario; raw outputs are in
+# $B/oracle/<domain>.log.
+
+ORACLE_JOBS=${DANE_TESTBED_ORACLE_JOBS:-16}
+
+has() { [[ ";$CODES;" == *";$1;"* ]]; }
+
+# posttls-finger class per expectation; alternatives separated by "|", sets joined by "+"
+expect_pf() {
+  if has null-mx; then echo no-mail
+  elif has mx-bogus || has mx-lookup-failed; then echo dns-failure
+  elif has mx-insecure-host-tlsa; then echo Trusted # Postfix: "MX RRset insecure: log verified as trusted"
+  elif has mx-insecure || has host-address-insecure || has tlsa-insecure; then echo Untrusted
+  elif has host-address-bogus || has tlsa-bogus || has tlsa-denial-bogus || has tlsa-lookup-failed; then echo dns-failure
+  elif [ "$VERDICT" = not-dane ]; then echo Untrusted
+  elif [ "$VERDICT" = partial ] || has addresses-disagree; then echo Untrusted+Verified
+  elif has starttls-not-offered; then echo no-STARTTLS
+  elif has starttls-refused; then echo STARTTLS-refused
+  elif has tls-handshake-failed; then echo handshake-failed
+  elif has smtp-rate-limited; then echo smtp-error
+  elif has smtp-unreachable; then echo "connect-failed|timeout|smtp-error"
+  elif has host-denial-bogus; then echo Verified # Postfix uses the A record when AAAA fails
+  elif [ "$VERDICT" = pass ]; then echo Verified
+  elif [ "$VERDICT" = fail ]; then echo Untrusted
+  else echo "?"
+  fi
+}
+
+# openssl s_client per address of hosts with a validated TLSA RRset ("n/a": no such host)
+expect_ossl() {
+  if has null-mx || has mx-bogus || has mx-lookup-failed || has host-address-bogus ||
+    has tlsa-bogus || has tlsa-denial-bogus || has tlsa-lookup-failed; then echo n/a
+  elif has mx-insecure-host-tlsa; then echo match # the host is fine; the domain is not DANE
+  elif [ "$VERDICT" = not-dane ]; then echo n/a
+  elif [ "$VERDICT" = partial ]; then echo match+n/a
+  elif has addresses-disagree; then echo match+no-match
+  elif has starttls-not-offered || has starttls-refused || has tls-handshake-failed ||
+    has smtp-rate-limited || has smtp-unreachable; then echo error
+  elif has host-denial-bogus || [ "$VERDICT" = pass ]; then echo match
+  elif has tlsa-all-unusable; then echo "no-match|unusable" # OpenSSL accepts usages 0/1, not 4
+  elif [ "$VERDICT" = fail ]; then echo no-match
+  else echo "?"
+  fi
+}
+
+# dq SERVER NAME TYPE [dig options]: DQ_STATUS (NOERROR.../TIMEOUT), DQ_AD (0/1), DQ_ANS
+dq() {
+  local out
+  out=$("${X[@]}" dig @"$1" +dnssec +time="${DQ_TIME:-4}" +tries=1 "${@:4}" "$2" "$3" 2>/dev/null) || true
+  DQ_STATUS=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out" | head -1)
+  [ -n "$DQ_STATUS" ] || DQ_STATUS=TIMEOUT
+  DQ_AD=0
+  grep -qE 'flags:[a-z ]* ad[ ;]' <<<"$out" && DQ_AD=1
+  DQ_ANS=$(awk '/^;; ANSWER SECTION/{f=1; next} /^$/{f=0} f && !/^;/' <<<"$out")
+  DQ_AUTH=$(awk '/^;; AUTHORITY SECTION/{f=1; next} /^$/{f=0} f && !/^;/' <<<"$out")
+}
+rrs() { awk -v t="$1" '$4 == t {$1=$2=$3=$4=""; sub(/^ +/, ""); print}' <<<"$DQ_ANS"; } # rdata of TYPE
+
+pf_class() { # posttls-finger output on stdin -> one class
+  local o
+  o=$(cat)
+  if grep -q 'Verified TLS connection established' <<<"$o"; then echo Verified
+  elif grep -q 'Untrusted TLS connection established' <<<"$o"; then echo Untrusted
+  elif grep -q 'Trusted TLS connection established' <<<"$o"; then echo Trusted
+  elif grep -q 'Anonymous TLS connection established' <<<"$o"; then echo Anonymous
+  elif grep -q 'does not accept mail (nullMX)' <<<"$o"; then echo no-mail
+  elif grep -qE 'address lookup failed|TLSA lookup error|Name service error' <<<"$o"; then echo dns-failure
+  elif grep -q 'STARTTLS rejected' <<<"$o"; then echo STARTTLS-refused
+  elif grep -qE 'SSL_connect error|TLS handshake failed' <<<"$o"; then echo handshake-failed
+  elif grep -q 'timeout while' <<<"$o"; then echo timeout
+  elif grep -q 'SMTP service not available' <<<"$o"; then echo smtp-error
+  elif grep -qE 'Connection refused|Network is unreachable|connect to .*: ' <<<"$o"; then echo connect-failed
+  elif grep -q 'Connected to' <<<"$o" && ! grep -qE '< 250[- ]STARTTLS' <<<"$o"; then echo no-STARTTLS
+  else echo other
+  fi
+}
+
+ossl_class() { # s_client output on stdin -> match / no-match / unusable / error
+  local o
+  o=$(cat)
+  if grep -q 'Failed to import any TLSA records' <<<"$o"; then
+    echo unusable
+  elif grep -q '^New, TLS' <<<"$o" && ! grep -q 'Cipher is (NONE)' <<<"$o"; then
+    if grep -q '^Verification: OK' <<<"$o" && grep -q '^DANE TLSA .* matched' <<<"$o"; then echo match; else echo no-match; fi
+  else
+    echo error
+  fi
+}
+
+set_add() { # set item -> "a+b" sorted unique
+  printf '%s\n' ${1//+/ } "$2" | sort -u | grep -v '^$' | paste -sd+ -
+}
+matches() { # observed expected (expected may hold alternatives "a|b")
+  local alt
+  for alt in ${2//|/ }; do [ "$1" = "$alt" ] && return 0; done
+  return 1
+}
+
+run_pf() { # ARGS... -> class. "-c" (no SMTP chat) first; when that says nothing conclusive
+  # (e.g. no STARTTLS: posttls-finger then prints nothing), once more with the chat, capped
+  # at 64 KiB (an endless EHLO reply would otherwise fill the disk).
+  local o c
+  o=$(timeout 45 "${X[@]}" env MAIL_CONFIG="$B/postfix/etc" posttls-finger -c -l dane -t 5 -T 10 "$@" 2>&1 | head -c 65536 || true)
+  printf '\n$ posttls-finger -c -l dane %s\n%s\n' "$*" "$o" >>"$LOG"
+  c=$(pf_class <<<"$o")
+  if [ "$c" = other ]; then
+    o=$(timeout 45 "${X[@]}" env MAIL_CONFIG="$B/postfix/etc" posttls-finger -l dane -t 5 -T 10 "$@" 2>&1 | head -c 65536 || true)
+    printf '\n$ posttls-finger -l dane %s\n%s\n' "$*" "$o" >>"$LOG"
+    c=$(pf_class <<<"$o")
+  fi
+  echo "$c"
+}
+
+run_ossl() { # ADDR HOST TLSA-RRS (one "u s m hex" per line) -> class
+  local a=$1 h=$2 rr args=() o
+  while read -r rr; do [ -n "$rr" ] && args+=(-dane_tlsa_rrdata "$rr"); done <<<"$3"
+  case $a in *:*) a="[$a]" ;; esac
+  o=$(timeout 20 "${X[@]}" openssl s_client -starttls smtp -connect "$a:25" -servername "$h" \
+    -dane_tlsa_domain "$h" "${args[@]}" -dane_ee_no_namechecks </dev/null 2>&1 || true)
+  printf '\n$ openssl s_client -connect %s:25 -dane_tlsa_domain %s %s\n%s\n' "$a" "$h" "${args[*]}" \
+    "$(grep -E '^(Verification|Verify return|DANE TLSA|New, |Didn|.*error|.*warning|s_client)' <<<"$o")" >>"$LOG"
+  ossl_class <<<"$o"
+}
+
+# ---- nameserver checks (what posttls-finger and openssl cannot see) ---------------------
+ns_addrs() { # zone -> "name addr" lines of its NS set, from the delegation at ns-knot
+  local n
+  dq "$KNOT4" "$1" NS +norec
+  for n in $(awk '$4 == "NS" {print $5}' <<<"$DQ_AUTH" | sort -u); do
+    "${X[@]}" dig @"$RES4" +short +time=3 +tries=1 "$n" A "$n" AAAA 2>/dev/null | sed "s|^|$n |"
+  done
+}
+
+dns_checks() { # domain first-host -> "ok" or "FAIL: reasons"
+  local d=$1 h=$2 bad="" n a tl serials=() sets=() denials=() drops=0 refused=0 dead=0
+  local c exp now
+  if has ns-drops-tlsa || has ns-refuses-tlsa || has ns-unreachable || has ns-out-of-sync || has ns-denial-bogus; then
+    while read -r n a; do
+      [ -n "$a" ] || continue
+      DQ_TIME=2 dq "$a" "$d" SOA +norec
+      if [ "$DQ_STATUS" = TIMEOUT ]; then
+        dead=$((dead + 1))
+        echo "  $n $a: no answer to SOA" >>"$LOG"
+        continue
+      fi
+      serials+=("$(rrs SOA | awk '{print $3}')")
+      DQ_TIME=2 dq "$a" "_25._tcp.$h" TLSA +norec
+      tl=$DQ_STATUS
+      case $tl in
+        TIMEOUT)
+          DQ_TIME=2 dq "$a" "_25._tcp.$h" TXT +norec
+          [ "$DQ_STATUS" != TIMEOUT ] && drops=$((drops + 1))
+          ;;
+        REFUSED | NOTIMP | FORMERR | SERVFAIL) refused=$((refused + 1)) ;;
+        *)
+          sets+=("$(rrs TLSA | tr -d ' ' | sort | paste -sd, -)")
+          denials+=("$(awk '$4 ~ /^NSEC/' <<<"$DQ_AUTH" | sort | md5sum | cut -c1-8)")
+          ;;
+      esac
+      echo "  $n $a: SOA ${serials[-1]} TLSA $tl" >>"$LOG"
+    done < <(ns_addrs "$d")
+    c=$(printf '%s\n' "${serials[@]}" | sort -u | wc -l)
+    local s=$(($(printf '%s\n' "${sets[@]}" | sort -u | wc -l)))
+    local dn=$(($(printf '%s\n' "${denials[@]}" | sort -u | wc -l)))
+    has ns-drops-tlsa && [ $drops = 0 ] && bad+=" no server drops TLSA;"
+    has ns-refuses-tlsa && [ $refused = 0 ] && bad+=" no server refuses TLSA;"
+    has ns-unreachable && [ $dead = 0 ] && bad+=" every server answers;"
+    has ns-out-of-sync && [ "$c" -lt 2 ] && [ "$s" -lt 2 ] && bad+=" servers in sync;"
+    has ns-denial-bogus && [ "$dn" -lt 2 ] && bad+=" denials identical on all servers;"
+  fi
+  if has rrsig-expiring || has rrsig-expired; then
+    dq "$RES4" "_25._tcp.$h" TLSA +cd
+    exp=$(awk '$4 == "RRSIG" && $5 == "TLSA" {print $9}' <<<"$DQ_ANS" | sort | head -1)
+    now=$(date -u +%Y%m%d%H%M%S)
+    echo "  TLSA RRSIG expires $exp (now $now)" >>"$LOG"
+    if has rrsig-expired; then
+      [[ -n $exp && $exp < $now ]] || bad+=" TLSA RRSIG not expired;"
+    else
+      [[ -n $exp && $exp > $now && $exp < $(date -u -d '3 days' +%Y%m%d%H%M%S) ]] || bad+=" TLSA RRSIG not expiring within 3 days;"
+    fi
+  fi
+  if has implicit-mx; then
+    dq "$RES4" "$d" MX
+    [ "$DQ_STATUS" = NOERROR ] && [ "$DQ_AD" = 1 ] && [ -z "$(rrs MX)" ] || bad+=" MX not securely absent;"
+  fi
+  if has mx-cname; then
+    dq "$RES4" "$h" CNAME
+    [ -n "$(rrs CNAME)" ] || bad+=" MX target is not a CNAME;"
+  fi
+  if [ -z "$bad" ]; then echo ok; else echo "FAIL:${bad%;}"; fi
+}
+
+oracle_one() { # domain verdict codes
+  local d=$1 VERDICT=$2 CODES=$3 LOG=$B/oracle/$1.log
+  : >"$LOG"
+  local hosts=() h t a mxsec=0 pf="" ossl="" c tlsa base
+  # ---- the resolver's view: MX hosts (implicit MX: the domain itself)
+  dq "$RES4" "$d" MX
+  echo "MX: $DQ_STATUS ad=$DQ_AD $(rrs MX | paste -sd, -)" >>"$LOG"
+  if [ "$DQ_STATUS" = NOERROR ]; then
+    mxsec=$DQ_AD
+    if [ -z "$(rrs MX)" ]; then
+      hosts=("$d")
+    else
+      for h in $(rrs MX | awk '$2 != "." {sub(/\.$/, "", $2); print $2}'); do hosts+=("$h"); done
+    fi
+  fi
+  # ---- posttls-finger on the domain, as a sending MTA would
+  pf=$(run_pf "$d")
+  # ---- per host
+  local first=${hosts[0]:-mx.$d} nprobe=0 fams
+  for h in "${hosts[@]}"; do
+    fams=""
+    for t in A AAAA; do
+      dq "$RES4" "$h" "$t"
+      [ -n "$(rrs "$t")" ] && fams+=" $t"
+    done
+    [ "$fams" = " A AAAA" ] && nprobe=2
+    [ ${#hosts[@]} -gt 1 ] && nprobe=2
+  done
+  for h in "${hosts[@]}"; do
+    # TLSA base domain: CNAME-expanded name first, then the original (RFC 7672 2.2.2)
+    base=$h
+    dq "$RES4" "$h" CNAME
+    [ -n "$(rrs CNAME)" ] && base=$(rrs CNAME | head -1) && base=${base%.}
+    dq "$RES4" "_25._tcp.$base" TLSA
+    if [ "$DQ_STATUS" = NXDOMAIN ] && [ "$base" != "$h" ]; then base=$h && dq "$RES4" "_25._tcp.$base" TLSA; fi
+    tlsa=""
+    [ "$DQ_STATUS" = NOERROR ] && [ "$DQ_AD" = 1 ] &&
+      tlsa=$(rrs TLSA | awk '{d=""; for (i = 4; i <= NF; i++) d = d $i; print $1, $2, $3, d}')
+    echo "host $h (TLSA base $base): TLSA $DQ_STATUS ad=$DQ_AD $(wc -l <<<"$tlsa") records" >>"$LOG"
+    for t in A AAAA; do
+      dq "$RES4" "$h" "$t"
+      local addrs
+      addrs=$(rrs "$t")
+      [ -n "$addrs" ] || continue
+      if [ "$mxsec" = 1 ] && [ "$nprobe" = 2 ]; then
+        c=$(run_pf -a "$([ $t = A ] && echo ipv4 || echo ipv6)" "[$h]")
+        pf=$(set_add "$pf" "$c")
+      fi
+      if [ -n "$tlsa" ]; then
+        for a in $addrs; do ossl=$(set_add "$ossl" "$(run_ossl "$a" "$base" "$tlsa")"); done
+      fi
+    done
+    [ -n "$tlsa" ] || ossl=$(set_add "$ossl" n/a)
+  done
+  [ -n "$ossl" ] || ossl=n/a
+  local epf eossl dns agree=yes
+  epf=$(expect_pf)
+  eossl=$(expect_ossl)
+  dns=$(dns_checks "$d" "$first")
+  if [ "$epf" = "?" ] || [ "$eossl" = "?" ]; then
+    agree=n/a
+  else
+    matches "$pf" "$epf" || agree=no
+    matches "$ossl" "$eossl" || agree=no
+    [ "$dns" = ok ] || agree=no
+  fi
+  printf 'expected: posttls-finger %s, openssl %s\n' "$epf" "$eossl" >>"$LOG"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$d" "$VERDICT" "$pf" "$ossl" "$agree" "$dns" "$epf" "$eossl" \
+    >"$B/oracle/$d.row"
+}
+
+oracle() {
+  local t0 d v c rest
+  t0=$(ts)
+  status >/dev/null 2>&1 || die "the bed is not up (scripts/testbed up)"
+  rm -rf "$B/oracle"
+  mkdir -p "$B/oracle"
+  # start from a clean resolver state (no bogus or infra entries from earlier runs)
+  "${X[@]}" unbound-control -c "$B/unbound/unbound.conf" flush_bogus >/dev/null 2>&1 || true
+  local JOBS=$ORACLE_JOBS
+  while IFS=$'\t' read -r d _ v c rest; do
+    par oracle_one "$d" "$v" "$c"
+  done < <(tail -n +2 "$SCENARIOS")
+  par_wait
+  {
+    printf 'domain\texpected_verdict\tposttls_finger\topenssl\tagree\tdns_check\texpected_posttls_finger\texpected_openssl\n'
+    while IFS=$'\t' read -r d rest; do cat "$B/oracle/$d.row"; done < <(tail -n +2 "$SCENARIOS")
+  } >"$B/oracle.tsv"
+  column -t -s $'\t' "$B/oracle.tsv" | cut -c1-200
+  local no na yes
+  yes=$(awk -F'\t' 'NR > 1 && $5 == "yes"' "$B/oracle.tsv" | wc -l)
+  no=$(awk -F'\t' 'NR > 1 && $5 == "no"' "$B/oracle.tsv" | wc -l)
+  na=$(awk -F'\t' 'NR > 1 && $5 == "n/a"' "$B/oracle.tsv" | wc -l)
+  step "oracle: $yes agree, $no disagree, $na n/a ($B/oracle.tsv)" "$t0"
+  [ "$no" = 0 ]
+}

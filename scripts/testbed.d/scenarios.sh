@@ -1,0 +1,346 @@
+# shellcheck shell=bash
+# One builder per row of testdata/testbed/scenarios.tsv: s_<domain label, "-" -> "_">.
+# Each runs in its own subshell (in parallel) with SC=<domain>, and writes zone files,
+# keys, certificates and fragments ($FRAG/<zone>.deleg|.serve, $FRAG/<domain>.smtp).
+#
+# Conventions: the MX host is mx.<domain>; Postfix serves 192.0.2.N (and 2001:db8:25::N),
+# smtp_peer serves 203.0.113.N; N is fixed per scenario (see the address column of the
+# README). "3 1 1 + 2 1 1" (leaf key + issuing CA) is the healthy record pair.
+
+# std DOMAIN "NS TOKENS" N [v6]: zone with MX 10 mx, mx A 192.0.2.N (+ AAAA 2001:db8:25::N),
+# RSA + ECDSA leaves for mx, and Postfix serving the RSA chain (key, leaf, intermediate).
+std() {
+  D=$1 H=mx.$1 C=$PKI/mx.$1
+  zone "$D" "$2"
+  rr "@ MX 10 mx" "mx A $(v4 "$3")"
+  hostcert "$H"
+  pf "$(v4 "$3")" "$H" "$C.rsa.pem"
+  if [ "${4:-}" = v6 ]; then
+    rr "mx AAAA $(v6 "$3")"
+    pf "$(v6 "$3")" "$H" "$C.rsa.pem"
+  fi
+  return 0
+}
+# std_peer DOMAIN N MODE [tls]: like std, but smtp_peer serves 203.0.113.N in MODE
+std_peer() {
+  D=$1 H=mx.$1 C=$PKI/mx.$1
+  zone "$D" "knot a"
+  rr "@ MX 10 mx" "mx A $(p4 "$2")"
+  hostcert "$H"
+  peer "$(p4 "$2")" "$H" "$3" "${4:+$C.rsa.pem}"
+}
+# bare DOMAIN "NS TOKENS" ADDR: zone with MX 10 mx and mx A ADDR only (certificates by hand)
+bare() {
+  D=$1 H=mx.$1 C=$PKI/mx.$1
+  zone "$D" "$2"
+  rr "@ MX 10 mx" "mx A $3"
+}
+ee() { echo "3 1 1 $(spki256 "${1:-$C.rsa.crt}")"; } # DANE-EE SPKI SHA-256 of a cert
+ta() { # DANE-TA SPKI SHA-256 of a CA (default: the intermediate, digest cached by pki_base)
+  if [ -z "${1:-}" ]; then echo "2 1 1 $(<"$PKI/int.spki256")"; else echo "2 1 1 $(spki256 "$1")"; fi
+}
+finish() { sign "$@" && publish; }
+
+# =============================== good ===============================================
+s_good_311() { std good-311.example "knot a" 10; tlsa mx "$(ee)"; finish; }
+s_good_312() { std good-312.example "knot a" 11; tlsa mx "3 1 2 $(spki512 "$C.rsa.crt")"; finish; }
+s_good_301() { std good-301.example "knot a" 12; tlsa mx "3 0 1 $(cert256 "$C.rsa.crt")"; finish; }
+s_good_211() { std good-211.example "knot a" 13; tlsa mx "$(ta)"; finish; }
+s_good_311_211() { std good-311-211.example "knot a" 14; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_good_ta_root() { # the server sends leaf + intermediate + root; 2 1 1 pins the root
+  std good-ta-root.example "knot a" 15
+  cat "$PKI/ca.crt" >>"$C.rsa.pem"
+  tlsa mx "$(ta "$PKI/ca.crt")"
+  finish
+}
+s_good_implicit() { # no MX at all (NSEC proves it): the domain itself is the mail host
+  D=good-implicit.example C=$PKI/good-implicit.example
+  zone "$D" "knot a"
+  rr "@ A $(v4 16)"
+  hostcert "$D"
+  pf "$(v4 16)" "$D" "$C.rsa.pem"
+  tlsa @ "$(ee)" "$(ta)"
+  finish
+}
+s_good_cname() { # MX -> mx (CNAME) -> real; TLSA at the expanded name (RFC 7672 2.2.2)
+  D=good-cname.example C=$PKI/real.good-cname.example
+  zone "$D" "knot a"
+  rr "@ MX 10 mx" "mx CNAME real" "real A $(v4 17)"
+  hostcert "real.$D" "mx.$D"
+  pf "$(v4 17)" "real.$D" "$C.rsa.pem"
+  tlsa real "$(ee)" "$(ta)"
+  finish
+}
+s_good_rollover() { # current + next key published before the swap (RFC 7671 8.1)
+  std good-rollover.example "knot a" 18
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C.next.key" 2>/dev/null
+  tlsa mx "$(ee)" "3 1 1 $(keyspki256 "$C.next.key")" "$(ta)"
+  finish
+}
+s_good_dualstack() { std good-dualstack.example "knot a" 19 v6; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_good_rsa_ec() { # RSA chain on IPv4, ECDSA chain on IPv6, each key has its 3 1 1
+  std good-rsa-ec.example "knot a" 20
+  rr "mx AAAA $(v6 20)"
+  pf "$(v6 20)" "$H" "$C.ec.pem"
+  tlsa mx "$(ee)" "$(ee "$C.ec.crt")" "$(ta)"
+  finish
+}
+s_good_x509v1() { # self-signed X.509 v1 leaf (no extensions), DANE-EE
+  bare good-x509v1.example "knot a" "$(v4 21)"
+  leaf "$H.v1" rsa v1self 825 "$H"
+  pf "$(v4 21)" "$H" "$C.v1.pem"
+  tlsa mx "$(ee "$C.v1.crt")"
+  finish
+}
+s_good_nsec3() { std good-nsec3.example "a b" 22; tlsa mx "$(ee)" "$(ta)"; NSEC3=1 finish; }
+
+# =============================== DNS and DNSSEC =====================================
+s_dns_unsigned() { std dns-unsigned.example "knot a" 30; publish; } # no DS, no RRSIG
+s_dns_mx_bogus() {
+  std dns-mx-bogus.example "a b" 31
+  tlsa mx "$(ee)" "$(ta)"
+  sign
+  tamper "$Z/$ZN.signed" "^$D\.[[:space:]].*IN[[:space:]]+MX[[:space:]]" 's/MX([[:space:]]+)10 /MX\120 /'
+  publish
+}
+s_dns_mx_lookup_failed() { # delegated (with a DS) to an address where nothing listens
+  zone dns-mx-lookup-failed.example "closed"
+  ds_only
+}
+s_dns_host_insecure() { # MX host in an unsigned zone
+  zone dns-host-insecure.example "a b"
+  rr "@ MX 10 mx.hosts-unsigned.$TLD."
+  finish
+  zone hosts-unsigned.example "knot a"
+  rr "mx A $(v4 33)"
+  hostcert mx.hosts-unsigned.example
+  pf "$(v4 33)" mx.hosts-unsigned.example "$PKI/mx.hosts-unsigned.example.rsa.pem"
+  publish
+}
+s_dns_host_bogus() {
+  std dns-host-bogus.example "a b" 34
+  tlsa mx "$(ee)" "$(ta)"
+  sign
+  tamper "$Z/$ZN.signed" "^mx\.$D\.[[:space:]].*IN[[:space:]]+A[[:space:]]" 's/192\.0\.2\.34$/192.0.2.134/'
+  publish
+}
+s_dns_host_denial_bogus() { # mx has A, no AAAA; the NSEC proving "no AAAA" is edited
+  std dns-host-denial-bogus.example "a b" 35
+  tlsa mx "$(ee)" "$(ta)"
+  sign
+  tamper "$Z/$ZN.signed" "^mx\.$D\.[[:space:]].*IN[[:space:]]+NSEC[[:space:]]" "s/NSEC([[:space:]]+)[^[:space:]]+/NSEC\1zz.$D./"
+  publish
+}
+s_dns_tlsa_absent() { std dns-tlsa-absent.example "a b" 36; finish; }
+s_dns_partial() { # two MX hosts, TLSA on mx1 only
+  D=dns-partial.example
+  zone "$D" "a b"
+  rr "@ MX 10 mx1" "@ MX 20 mx2" "mx1 A $(v4 37)" "mx2 A $(v4 38)"
+  hostcert "mx1.$D"
+  hostcert "mx2.$D"
+  pf "$(v4 37)" "mx1.$D" "$PKI/mx1.$D.rsa.pem"
+  pf "$(v4 38)" "mx2.$D" "$PKI/mx2.$D.rsa.pem"
+  tlsa mx1 "$(ee "$PKI/mx1.$D.rsa.crt")" "$(ta)"
+  finish
+}
+s_dns_tlsa_insecure() { # _25._tcp.mx is an unsigned child zone (no DS) of a signed zone
+  std dns-tlsa-insecure.example "knot a" 39
+  rr "_25._tcp.mx NS ns-knot.$TLD." "_25._tcp.mx NS ns-a.$TLD."
+  finish
+  local e t
+  e=$(ee) t=$(ta)
+  zone "_25._tcp.mx.$D" "knot a" nodelegate
+  rr "@ TLSA $e" "@ TLSA $t"
+  publish
+}
+s_dns_tlsa_bogus() { # TLSA rdata edited after signing, on every NS
+  std dns-tlsa-bogus.example "a b" 40
+  tlsa mx "$(ee)" "$(ta)"
+  sign
+  tamper "$Z/$ZN.signed" "IN[[:space:]]+TLSA[[:space:]]" '{s/0$/1/;t;s/[1-9A-F]$/0/}'
+  publish
+}
+s_dns_tlsa_denial_bogus() { # no TLSA; the NSEC covering _25._tcp.mx is edited
+  std dns-tlsa-denial-bogus.example "a b" 41 v6
+  sign
+  tamper "$Z/$ZN.signed" "^mx\.$D\.[[:space:]].*IN[[:space:]]+NSEC[[:space:]]" "s/NSEC([[:space:]]+)[^[:space:]]+/NSEC\1zz.$D./"
+  publish
+}
+s_dns_tlsa_denial_bogus_nsec3() { # NSEC3 zone, no TLSA; every NSEC3 edited (mx has A+AAAA)
+  std dns-tlsa-denial-bogus-nsec3.example "a b" 42 v6
+  NSEC3=1 sign
+  tamper "$Z/$ZN.signed" "IN[[:space:]]+NSEC3[[:space:]]" 's/$/ HINFO/'
+  publish
+}
+s_dns_tlsa_drop_all() { std dns-tlsa-drop-all.example "drop1 drop2" 43; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_dns_tlsa_drop_v6() { std dns-tlsa-drop-v6.example "a drop6" 44; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_dns_tlsa_refused() { std dns-tlsa-refused.example "a refuse" 45; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_dns_ns_denial_bogus() { # no TLSA; nsd-b's copy has an edited NSEC, nsd-a's is fine
+  std dns-ns-denial-bogus.example "a b" 46 v6
+  sign
+  cp "$Z/$ZN.signed" "$Z/$ZN.bad.signed"
+  tamper "$Z/$ZN.bad.signed" "^mx\.$D\.[[:space:]].*IN[[:space:]]+NSEC[[:space:]]" "s/NSEC([[:space:]]+)[^[:space:]]+/NSEC\1zz.$D./"
+  publish_on nsd-a "$Z/$ZN.signed"
+  publish_on nsd-b "$Z/$ZN.bad.signed"
+}
+s_dns_ns_out_of_sync() { # nsd-a: serial S with 3 1 1 + 2 1 1 + 3 1 2; nsd-b: serial S-1 without 3 1 2
+  std dns-ns-out-of-sync.example "a b" 47
+  tlsa mx "$(ee)" "$(ta)"
+  sed "s/ $ZSERIAL / $((ZSERIAL - 1)) /" "$ZF" >"$Z/$ZN.old.zone"
+  tlsa mx "3 1 2 $(spki512 "$C.rsa.crt")"
+  IN=$Z/$ZN.old.zone OUT=$Z/$ZN.old.signed sign
+  sign
+  publish_on nsd-a "$Z/$ZN.signed"
+  publish_on nsd-b "$Z/$ZN.old.signed"
+}
+s_dns_ns_dead() { std dns-ns-dead.example "a dead" 48; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_dns_rrsig_expiring() { # every signature expires 2 days from now
+  std dns-rrsig-expiring.example "a b" 49
+  tlsa mx "$(ee)" "$(ta)"
+  finish -e now+172800
+}
+s_dns_rrsig_expired() { # only the TLSA RRSIG expired (3 days ago), spliced from a back-dated run
+  std dns-rrsig-expired.example "a b" 50
+  tlsa mx "$(ee)" "$(ta)"
+  sign
+  OUT=$Z/$ZN.past sign -P -s "$(date -u -d '10 days ago' +%Y%m%d%H%M%S)" -e "$(date -u -d '3 days ago' +%Y%m%d%H%M%S)"
+  local re="^_25\._tcp\.mx\.$D\.[[:space:]].*IN[[:space:]]+RRSIG[[:space:]]+TLSA[[:space:]]"
+  { grep -Ev "$re" "$Z/$ZN.signed"; grep -E "$re" "$Z/$ZN.past"; } >"$Z/$ZN.spliced"
+  grep -Eq "$re" "$Z/$ZN.spliced" || die "no TLSA RRSIG to splice in $ZN"
+  mv "$Z/$ZN.spliced" "$Z/$ZN.signed"
+  publish
+}
+s_dns_null_mx() { zone dns-null-mx.example "knot a"; rr "@ MX 0 ."; finish; }
+s_dns_mx_insecure_host_tlsa() { # unsigned domain, MX host in a signed zone with TLSA
+  zone dns-mx-insecure-host-tlsa.example "knot a"
+  rr "@ MX 10 mx.hosts-signed.$TLD."
+  publish
+  local h=mx.hosts-signed.example
+  zone hosts-signed.example "knot a"
+  rr "mx A $(v4 52)"
+  hostcert "$h"
+  pf "$(v4 52)" "$h" "$PKI/$h.rsa.pem"
+  tlsa mx "$(ee "$PKI/$h.rsa.crt")" "$(ta)"
+  finish
+}
+
+# =============================== TLSA records ========================================
+s_rec_usage1() { std rec-usage1.example "knot b" 60; tlsa mx "1 1 1 $(spki256 "$C.rsa.crt")"; finish; }
+s_rec_usage0() {
+  std rec-usage0.example "knot b" 61
+  tlsa mx "0 0 1 $(cert256 "$PKI/ca.crt")" "$(ee)" "$(ta)"
+  finish
+}
+s_rec_malformed() { # a 20-byte digest under matching type 1, and usage 4
+  std rec-malformed.example "knot b" 62
+  local d
+  d=$(spki256 "$C.rsa.crt")
+  tlsa mx "3 1 1 ${d:0:40}" "4 1 1 $d"
+  finish
+}
+s_rec_wrong_selector() { std rec-wrong-selector.example "knot b" 63; tlsa mx "3 0 1 $(spki256 "$C.rsa.crt")"; finish; }
+s_rec_wrong_encoding() { std rec-wrong-encoding.example "knot b" 64; tlsa mx "3 0 1 $(pem256 "$C.rsa.crt")"; finish; }
+s_rec_wrong_usage() { std rec-wrong-usage.example "knot b" 65; tlsa mx "3 1 1 $(spki256 "$PKI/int.crt")"; finish; }
+s_rec_ta_not_in_chain() { std rec-ta-not-in-chain.example "knot b" 66; tlsa mx "$(ta "$PKI/ca.crt")"; finish; }
+s_rec_ta_isrg() { # the real ISRG Root X1 (Debian ca-certificates), which this server never sends
+  std rec-ta-isrg.example "knot b" 67
+  tlsa mx "$(ta "$ISRG_X1")"
+  finish
+}
+s_rec_ta_chain_invalid() { # leaf from the other CA, sent with our intermediate, 2 1 1 on ours
+  bare rec-ta-chain-invalid.example "knot b" "$(v4 68)"
+  leaf "$H.other" rsa int2 825 "$H"
+  cat "$C.other.key" "$C.other.crt" "$PKI/int.crt" >"$C.bad-chain.pem"
+  pf "$(v4 68)" "$H" "$C.bad-chain.pem"
+  tlsa mx "$(ta)"
+  finish
+}
+s_rec_ta_expired() { # 2 1 1 on a valid CA; below it an intermediate that expired 10 days ago
+  bare rec-ta-expired.example "knot b" "$(v4 69)"
+  leaf "$H.rsa" rsa int-expired-inner 825 "$H"
+  cat "$PKI/int-outer.crt" >>"$C.rsa.pem" # key, leaf, expired inner CA, outer CA (the TA)
+  pf "$(v4 69)" "$H" "$C.rsa.pem"
+  tlsa mx "$(ta "$PKI/int-outer.crt")"
+  finish
+}
+s_rec_ta_anchor_expired() { # 2 1 1 on the issuing CA itself, which expired 10 days ago
+  bare rec-ta-anchor-expired.example "knot b" "$(v4 75)"
+  leaf "$H.rsa" rsa int-expired 825 "$H"
+  pf "$(v4 75)" "$H" "$C.rsa.pem"
+  tlsa mx "$(ta "$PKI/int-expired.crt")"
+  finish
+}
+s_rec_ta_expired_leaf() { # leaf expired 30 days ago, 2 1 1 on its (valid) issuer
+  bare rec-ta-expired-leaf.example "knot b" "$(v4 70)"
+  leaf "$H.rsa" rsa int expired "$H"
+  pf "$(v4 70)" "$H" "$C.rsa.pem"
+  tlsa mx "$(ta)"
+  finish
+}
+s_rec_ta_name_mismatch() { # the leaf names another host; 2 1 1 on its issuer
+  bare rec-ta-name-mismatch.example "knot b" "$(v4 71)"
+  leaf "$H.rsa" rsa int 825 not-the-mx.example.net
+  pf "$(v4 71)" "$H" "$C.rsa.pem"
+  tlsa mx "$(ta)"
+  finish
+}
+s_rec_301_short_lived() { # 3 0 1 on a 90-day leaf (+ 2 1 1, so the host still has a backup)
+  bare rec-301-short-lived.example "knot b" "$(v4 72)"
+  leaf "$H.rsa" rsa int 90 "$H"
+  pf "$(v4 72)" "$H" "$C.rsa.pem"
+  tlsa mx "3 0 1 $(cert256 "$C.rsa.crt")" "$(ta)"
+  finish
+}
+s_rec_stale() { # the old key's 3 1 1 left behind after a rollover, next to the current one
+  std rec-stale.example "knot b" 73
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C.old.key" 2>/dev/null
+  tlsa mx "3 1 1 $(keyspki256 "$C.old.key")" "$(ee)"
+  finish
+}
+s_rec_expired_ee() { # leaf expired 30 days ago under 3 1 1: DANE-EE ignores expiry
+  bare rec-expired-ee.example "knot b" "$(v4 74)"
+  leaf "$H.rsa" rsa int expired "$H"
+  pf "$(v4 74)" "$H" "$C.rsa.pem"
+  tlsa mx "$(ee)"
+  finish
+}
+
+# =============================== SMTP and TLS ========================================
+s_smtp_no_starttls() {
+  bare smtp-no-starttls.example "knot a" "$(v4 80)"
+  hostcert "$H"
+  pf "$(v4 80)" "$H" - smtpd_tls_security_level=none
+  tlsa mx "$(ee)" "$(ta)"
+  finish
+}
+s_smtp_starttls_454() { std_peer smtp-starttls-454.example 81 starttls-454; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_smtp_handshake_failed() { # only TLS 1.0/1.1 allowed: OpenSSL 3 refuses them at its default level
+  bare smtp-handshake-failed.example "knot a" "$(v4 82)"
+  hostcert "$H"
+  pf "$(v4 82)" "$H" "$C.rsa.pem" "smtpd_tls_protocols=<=TLSv1.1" "smtpd_tls_mandatory_protocols=<=TLSv1.1"
+  tlsa mx "$(ee)" "$(ta)"
+  finish
+}
+s_smtp_unreachable() { # the address exists, nothing listens: connection refused
+  bare smtp-unreachable.example "knot a" "$(v4 83)"
+  hostcert "$H"
+  closed "$(v4 83)"
+  tlsa mx "$(ee)" "$(ta)"
+  finish
+}
+s_smtp_421() { std_peer smtp-421.example 84 greeting-421; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_smtp_addresses_disagree() { # IPv4 serves the published key, IPv6 a chain from another CA
+  std smtp-addresses-disagree.example "knot a" 85
+  leaf "$H.other" rsa int2 825 "$H"
+  rr "mx AAAA $(v6 85)"
+  pf "$(v6 85)" "$H" "$C.other.pem"
+  tlsa mx "$(ee)" "$(ta)"
+  finish
+}
+s_smtp_tarpit() { std_peer smtp-tarpit.example 86 tarpit; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_smtp_endless_multiline() { std_peer smtp-endless-multiline.example 87 endless-multiline; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_smtp_huge_line() { std_peer smtp-huge-line.example 88 huge-line; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_smtp_not_smtp() { std_peer smtp-not-smtp.example 89 not-smtp; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_smtp_garbage_after_starttls() { std_peer smtp-garbage-after-starttls.example 90 garbage-after-starttls tls; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_smtp_close_mid_handshake() { std_peer smtp-close-mid-handshake.example 91 close-mid-handshake; tlsa mx "$(ee)" "$(ta)"; finish; }
+s_smtp_silent() { std_peer smtp-silent.example 92 silent; tlsa mx "$(ee)" "$(ta)"; finish; }
