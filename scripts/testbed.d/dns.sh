@@ -30,6 +30,7 @@ zone() {
   local t first=""
   for t in $ZNS; do first=${first:-$(ns_host "$t")}; done
   {
+    # shellcheck disable=SC2016 # $ORIGIN and $TTL are zone-file directives
     printf '$ORIGIN %s.\n$TTL 300\n' "$ZN"
     printf '@ SOA %s hostmaster.%s. %s 300 60 86400 60\n' "$first" "$ZN" "${SERIAL:-$ZSERIAL}"
     for t in $ZNS; do printf '@ NS %s\n' "$(ns_host "$t")"; done
@@ -57,8 +58,8 @@ sign() {
   local kd=$K/$ZN in=${IN:-$ZF} out=${OUT:-$Z/$ZN.signed} n3=()
   if [ ! -d "$kd" ]; then
     mkdir -p "$kd"
-    dnssec-keygen -q -K "$kd" -a ECDSAP256SHA256 -f KSK "$ZN." >/dev/null &&
-      dnssec-keygen -q -K "$kd" -a ECDSAP256SHA256 "$ZN." >/dev/null || die "dnssec-keygen $ZN"
+    dnssec-keygen -q -K "$kd" -a ECDSAP256SHA256 -f KSK "$ZN." >/dev/null || die "dnssec-keygen $ZN"
+    dnssec-keygen -q -K "$kd" -a ECDSAP256SHA256 "$ZN." >/dev/null || die "dnssec-keygen $ZN"
   fi
   [ -n "${NSEC3:-}" ] && n3=(-3 - -H 0)
   dnssec-signzone -q -O full -S -K "$kd" -d "$kd" "${n3[@]}" "$@" -o "$ZN." -f "$out" "$in" >/dev/null 2>"$kd/sign.log" ||
@@ -266,6 +267,7 @@ newServer({address='$NSDA4:53', name='nsd-a', checkName='ns-refuse.$TLD.', check
 addAction(QTypeRule(DNSQType.TLSA), RCodeAction(DNSRCode.REFUSED))
 EOF
   # dnsdist stays in the foreground; sh records its PID, then becomes it (exec)
+  # shellcheck disable=SC2016 # expanded by that sh
   setsid -f "${X[@]}" sh -c 'echo $$ >"$1"; exec dnsdist --supervised --disable-syslog -C "$2"' sh \
     "$B/dnsdist/dnsdist.pid" "$B/dnsdist/dnsdist.conf" </dev/null >"$B/dnsdist/dnsdist.log" 2>&1 9>&-
 }
@@ -332,6 +334,7 @@ server:
     root-hints: "$d/root.hints"
     trust-anchor-file: "$B/trust/root.ds"
     # the authoritative servers are on 198.51.100.x, not 127.x: no do-not-query-localhost
+$(cat "$FRAG"/*.unbound 2>/dev/null | sed 's/^/    /')
 remote-control:
     control-enable: yes
     control-interface: "$d/unbound.ctl"

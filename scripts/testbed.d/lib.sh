@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the settings are used by the other files
 # Common settings and helpers for scripts/testbed (sourced, not run).
 
 # One bed per netns; DANE_TESTBED_NETNS + DANE_TESTBED_DIR allow a second, independent bed.

@@ -15,14 +15,16 @@
 # testdata/testbed/README.md). $B/oracle.tsv gets one row per scenario; raw outputs are in
 # $B/oracle/<domain>.log.
 
-ORACLE_JOBS=${DANE_TESTBED_ORACLE_JOBS:-16}
+ORACLE_JOBS=${DANE_TESTBED_ORACLE_JOBS:-24}
 
 has() { [[ ";$CODES;" == *";$1;"* ]]; }
 
 # posttls-finger class per expectation; alternatives separated by "|", sets joined by "+"
 expect_pf() {
   if has null-mx; then echo no-mail
-  elif has mx-bogus || has mx-lookup-failed; then echo dns-failure
+  elif has domain-nxdomain; then echo nxdomain
+  elif has mx-bogus || has mx-lookup-failed || has host-lookup-failed; then echo dns-failure
+  elif has dnssec-witness-disagree; then echo Untrusted # Unbound (NTA) calls it insecure
   elif has mx-insecure-host-tlsa; then echo Trusted # Postfix: "MX RRset insecure: log verified as trusted"
   elif has mx-insecure || has host-address-insecure || has tlsa-insecure; then echo Untrusted
   elif has host-address-bogus || has tlsa-bogus || has tlsa-denial-bogus || has tlsa-lookup-failed; then echo dns-failure
@@ -33,7 +35,9 @@ expect_pf() {
   elif has tls-handshake-failed; then echo handshake-failed
   elif has smtp-rate-limited; then echo smtp-error
   elif has smtp-unreachable; then echo "connect-failed|timeout|smtp-error"
+  elif has smtp-protocol-error; then echo "timeout|smtp-error"
   elif has host-denial-bogus; then echo Verified # Postfix uses the A record when AAAA fails
+  elif has ns-unreachable; then echo Verified     # a dead secondary: the other NS answers
   elif [ "$VERDICT" = pass ]; then echo Verified
   elif [ "$VERDICT" = fail ]; then echo Untrusted
   else echo "?"
@@ -42,15 +46,16 @@ expect_pf() {
 
 # openssl s_client per address of hosts with a validated TLSA RRset ("n/a": no such host)
 expect_ossl() {
-  if has null-mx || has mx-bogus || has mx-lookup-failed || has host-address-bogus ||
-    has tlsa-bogus || has tlsa-denial-bogus || has tlsa-lookup-failed; then echo n/a
+  if has null-mx || has domain-nxdomain || has mx-bogus || has mx-lookup-failed || has host-address-bogus ||
+    has host-lookup-failed || has tlsa-bogus || has tlsa-denial-bogus || has tlsa-lookup-failed ||
+    has dnssec-witness-disagree; then echo n/a
   elif has mx-insecure-host-tlsa; then echo match # the host is fine; the domain is not DANE
   elif [ "$VERDICT" = not-dane ]; then echo n/a
   elif [ "$VERDICT" = partial ]; then echo match+n/a
   elif has addresses-disagree; then echo match+no-match
   elif has starttls-not-offered || has starttls-refused || has tls-handshake-failed ||
-    has smtp-rate-limited || has smtp-unreachable; then echo error
-  elif has host-denial-bogus || [ "$VERDICT" = pass ]; then echo match
+    has smtp-rate-limited || has smtp-unreachable || has smtp-protocol-error; then echo error
+  elif has host-denial-bogus || has ns-unreachable || [ "$VERDICT" = pass ]; then echo match
   elif has tlsa-all-unusable; then echo "no-match|unusable" # OpenSSL accepts usages 0/1, not 4
   elif [ "$VERDICT" = fail ]; then echo no-match
   else echo "?"
@@ -60,7 +65,7 @@ expect_ossl() {
 # dq SERVER NAME TYPE [dig options]: DQ_STATUS (NOERROR.../TIMEOUT), DQ_AD (0/1), DQ_ANS
 dq() {
   local out
-  out=$("${X[@]}" dig @"$1" +dnssec +time="${DQ_TIME:-4}" +tries=1 "${@:4}" "$2" "$3" 2>/dev/null) || true
+  out=$("${X[@]}" dig @"$1" +dnssec +time="${DQ_TIME:-5}" +tries="${DQ_TRIES:-2}" "${@:4}" "$2" "$3" 2>/dev/null) || true
   DQ_STATUS=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out" | head -1)
   [ -n "$DQ_STATUS" ] || DQ_STATUS=TIMEOUT
   DQ_AD=0
@@ -78,6 +83,7 @@ pf_class() { # posttls-finger output on stdin -> one class
   elif grep -q 'Trusted TLS connection established' <<<"$o"; then echo Trusted
   elif grep -q 'Anonymous TLS connection established' <<<"$o"; then echo Anonymous
   elif grep -q 'does not accept mail (nullMX)' <<<"$o"; then echo no-mail
+  elif grep -qE 'Name service error .*: Host not found$' <<<"$o"; then echo nxdomain
   elif grep -qE 'address lookup failed|TLSA lookup error|Name service error' <<<"$o"; then echo dns-failure
   elif grep -q 'STARTTLS rejected' <<<"$o"; then echo STARTTLS-refused
   elif grep -qE 'SSL_connect error|TLS handshake failed' <<<"$o"; then echo handshake-failed
@@ -102,7 +108,7 @@ ossl_class() { # s_client output on stdin -> match / no-match / unusable / error
 }
 
 set_add() { # set item -> "a+b" sorted unique
-  printf '%s\n' ${1//+/ } "$2" | sort -u | grep -v '^$' | paste -sd+ -
+  printf '%s\n%s\n' "$1" "$2" | tr '+' '\n' | sort -u | grep -v '^$' | paste -sd+ -
 }
 matches() { # observed expected (expected may hold alternatives "a|b")
   local alt
@@ -114,11 +120,11 @@ run_pf() { # ARGS... -> class. "-c" (no SMTP chat) first; when that says nothing
   # (e.g. no STARTTLS: posttls-finger then prints nothing), once more with the chat, capped
   # at 64 KiB (an endless EHLO reply would otherwise fill the disk).
   local o c
-  o=$(timeout 45 "${X[@]}" env MAIL_CONFIG="$B/postfix/etc" posttls-finger -c -l dane -t 5 -T 10 "$@" 2>&1 | head -c 65536 || true)
+  o=$(timeout 45 "${X[@]}" env MAIL_CONFIG="$B/postfix/etc" posttls-finger -c -l dane -t 5 -T 6 "$@" 2>&1 | head -c 65536 || true)
   printf '\n$ posttls-finger -c -l dane %s\n%s\n' "$*" "$o" >>"$LOG"
   c=$(pf_class <<<"$o")
   if [ "$c" = other ]; then
-    o=$(timeout 45 "${X[@]}" env MAIL_CONFIG="$B/postfix/etc" posttls-finger -l dane -t 5 -T 10 "$@" 2>&1 | head -c 65536 || true)
+    o=$(timeout 45 "${X[@]}" env MAIL_CONFIG="$B/postfix/etc" posttls-finger -l dane -t 5 -T 6 "$@" 2>&1 | head -c 65536 || true)
     printf '\n$ posttls-finger -l dane %s\n%s\n' "$*" "$o" >>"$LOG"
     c=$(pf_class <<<"$o")
   fi
@@ -129,7 +135,7 @@ run_ossl() { # ADDR HOST TLSA-RRS (one "u s m hex" per line) -> class
   local a=$1 h=$2 rr args=() o
   while read -r rr; do [ -n "$rr" ] && args+=(-dane_tlsa_rrdata "$rr"); done <<<"$3"
   case $a in *:*) a="[$a]" ;; esac
-  o=$(timeout 20 "${X[@]}" openssl s_client -starttls smtp -connect "$a:25" -servername "$h" \
+  o=$(timeout 8 "${X[@]}" openssl s_client -starttls smtp -connect "$a:25" -servername "$h" \
     -dane_tlsa_domain "$h" "${args[@]}" -dane_ee_no_namechecks </dev/null 2>&1 || true)
   printf '\n$ openssl s_client -connect %s:25 -dane_tlsa_domain %s %s\n%s\n' "$a" "$h" "${args[*]}" \
     "$(grep -E '^(Verification|Verify return|DANE TLSA|New, |Didn|.*error|.*warning|s_client)' <<<"$o")" >>"$LOG"
@@ -140,39 +146,43 @@ run_ossl() { # ADDR HOST TLSA-RRS (one "u s m hex" per line) -> class
 ns_addrs() { # zone -> "name addr" lines of its NS set, from the delegation at ns-knot
   local n
   dq "$KNOT4" "$1" NS +norec
-  for n in $(awk '$4 == "NS" {print $5}' <<<"$DQ_AUTH" | sort -u); do
+  awk '$4 == "NS" {print $5}' <<<"$DQ_AUTH" | sort -u | while read -r n; do
     "${X[@]}" dig @"$RES4" +short +time=3 +tries=1 "$n" A "$n" AAAA 2>/dev/null | sed "s|^|$n |"
   done
 }
 
 dns_checks() { # domain first-host -> "ok" or "FAIL: reasons"
-  local d=$1 h=$2 bad="" n a tl serials=() sets=() denials=() drops=0 refused=0 dead=0
-  local c exp now
+  local d=$1 h=$2 bad="" n a z tl serials=() sets=() denials=() drops=0 refused=0 dead=0
+  local c exp now zones=("$d")
+  [ "${h#*.}" != "$d" ] && [ "$h" != "$d" ] && zones+=("${h#*.}") # the host's zone is on the path too
   if has ns-drops-tlsa || has ns-refuses-tlsa || has ns-unreachable || has ns-out-of-sync || has ns-denial-bogus; then
-    while read -r n a; do
-      [ -n "$a" ] || continue
-      DQ_TIME=2 dq "$a" "$d" SOA +norec
-      if [ "$DQ_STATUS" = TIMEOUT ]; then
-        dead=$((dead + 1))
-        echo "  $n $a: no answer to SOA" >>"$LOG"
-        continue
-      fi
-      serials+=("$(rrs SOA | awk '{print $3}')")
-      DQ_TIME=2 dq "$a" "_25._tcp.$h" TLSA +norec
-      tl=$DQ_STATUS
-      case $tl in
-        TIMEOUT)
-          DQ_TIME=2 dq "$a" "_25._tcp.$h" TXT +norec
-          [ "$DQ_STATUS" != TIMEOUT ] && drops=$((drops + 1))
-          ;;
-        REFUSED | NOTIMP | FORMERR | SERVFAIL) refused=$((refused + 1)) ;;
-        *)
-          sets+=("$(rrs TLSA | tr -d ' ' | sort | paste -sd, -)")
-          denials+=("$(awk '$4 ~ /^NSEC/' <<<"$DQ_AUTH" | sort | md5sum | cut -c1-8)")
-          ;;
-      esac
-      echo "  $n $a: SOA ${serials[-1]} TLSA $tl" >>"$LOG"
-    done < <(ns_addrs "$d")
+    for z in "${zones[@]}"; do
+      while read -r n a; do
+        [ -n "$a" ] || continue
+        DQ_TIME=2 DQ_TRIES=1 dq "$a" "$z" SOA +norec
+        if [ "$DQ_STATUS" = TIMEOUT ]; then
+          dead=$((dead + 1))
+          echo "  $z: $n $a: no answer to SOA" >>"$LOG"
+          continue
+        fi
+        serials+=("$z $(rrs SOA | awk '{print $3}')")
+        [[ $h == *".$z" ]] || continue # TLSA questions only to the host's own servers
+        DQ_TIME=2 DQ_TRIES=1 dq "$a" "_25._tcp.$h" TLSA +norec
+        tl=$DQ_STATUS
+        case $tl in
+          TIMEOUT)
+            DQ_TIME=2 DQ_TRIES=1 dq "$a" "_25._tcp.$h" TXT +norec
+            [ "$DQ_STATUS" != TIMEOUT ] && drops=$((drops + 1))
+            ;;
+          REFUSED | NOTIMP | FORMERR | SERVFAIL) refused=$((refused + 1)) ;;
+          *)
+            sets+=("$(rrs TLSA | tr -d ' ' | sort | paste -sd, -)")
+            denials+=("$(awk '$4 ~ /^NSEC/' <<<"$DQ_AUTH" | sort | md5sum | cut -c1-8)")
+            ;;
+        esac
+        echo "  $z: $n $a: SOA ${serials[-1]#* } TLSA $tl" >>"$LOG"
+      done < <(ns_addrs "$z")
+    done
     c=$(printf '%s\n' "${serials[@]}" | sort -u | wc -l)
     local s=$(($(printf '%s\n' "${sets[@]}" | sort -u | wc -l)))
     local dn=$(($(printf '%s\n' "${denials[@]}" | sort -u | wc -l)))
@@ -219,8 +229,9 @@ oracle_one() { # domain verdict codes
       for h in $(rrs MX | awk '$2 != "." {sub(/\.$/, "", $2); print $2}'); do hosts+=("$h"); done
     fi
   fi
-  # ---- posttls-finger on the domain, as a sending MTA would
-  pf=$(run_pf "$d")
+  # ---- posttls-finger on the domain, as a sending MTA would (in parallel with the rest)
+  (LOG=$LOG.pf run_pf "$d" >"$B/oracle/$d.pfclass") &
+  local pfjob=$!
   # ---- per host
   local first=${hosts[0]:-mx.$d} nprobe=0 fams
   for h in "${hosts[@]}"; do
@@ -263,6 +274,10 @@ oracle_one() { # domain verdict codes
   epf=$(expect_pf)
   eossl=$(expect_ossl)
   dns=$(dns_checks "$d" "$first")
+  wait "$pfjob" || true
+  pf=$(set_add "$pf" "$(cat "$B/oracle/$d.pfclass")")
+  cat "$LOG.pf" >>"$LOG"
+  rm -f "$LOG.pf" "$B/oracle/$d.pfclass"
   if [ "$epf" = "?" ] || [ "$eossl" = "?" ]; then
     agree=n/a
   else
@@ -283,10 +298,13 @@ oracle() {
   mkdir -p "$B/oracle"
   # start from a clean resolver state (no bogus or infra entries from earlier runs)
   "${X[@]}" unbound-control -c "$B/unbound/unbound.conf" flush_bogus >/dev/null 2>&1 || true
+  # shellcheck disable=SC2034 # read by par
   local JOBS=$ORACLE_JOBS
+  # the ones that wait for timeouts first, so that they overlap with everything else
   while IFS=$'\t' read -r d _ v c rest; do
     par oracle_one "$d" "$v" "$c"
-  done < <(tail -n +2 "$SCENARIOS")
+  done < <(tail -n +2 "$SCENARIOS" | awk -F'\t' '{s = ($4 ~ /unreachable|lookup-failed|protocol-error|drops/) ? 0 : 1; print s "\t" $0}' |
+    sort -s -t$'\t' -k1,1n | cut -f2-)
   par_wait
   {
     printf 'domain\texpected_verdict\tposttls_finger\topenssl\tagree\tdns_check\texpected_posttls_finger\texpected_openssl\n'

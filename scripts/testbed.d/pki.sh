@@ -48,8 +48,9 @@ EOF
 rsakey() {
   local f=$KEYCACHE/$1.key
   if [ ! -s "$f" ] || [ -n "${DANE_TESTBED_FRESH_KEYS:-}" ]; then
-    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$f.tmp" 2>/dev/null &&
-      mv "$f.tmp" "$f" || die "RSA key generation failed for $1"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$f.tmp" 2>/dev/null ||
+      die "RSA key generation failed for $1"
+    mv "$f.tmp" "$f"
   fi
   echo "$f"
 }

@@ -124,6 +124,13 @@ s_dns_host_bogus() {
   tamper "$Z/$ZN.signed" "^mx\.$D\.[[:space:]].*IN[[:space:]]+A[[:space:]]" 's/192\.0\.2\.34$/192.0.2.134/'
   publish
 }
+s_dns_host_lookup_failed() { # the MX host's zone is delegated (with a DS) to a dead address
+  zone dns-host-lookup-failed.example "a b"
+  rr "@ MX 10 mx.hosts-dead.$TLD."
+  finish
+  zone hosts-dead.example "closed"
+  ds_only
+}
 s_dns_host_denial_bogus() { # mx has A, no AAAA; the NSEC proving "no AAAA" is edited
   std dns-host-denial-bogus.example "a b" 35
   tlsa mx "$(ee)" "$(ta)"
@@ -211,6 +218,15 @@ s_dns_rrsig_expired() { # only the TLSA RRSIG expired (3 days ago), spliced from
   publish
 }
 s_dns_null_mx() { zone dns-null-mx.example "knot a"; rr "@ MX 0 ."; finish; }
+s_dns_nxdomain() { :; } # nothing to build: example. proves the name does not exist
+s_dns_witness_disagree() { # bogus TLSA, but Unbound has a negative trust anchor for the zone
+  std dns-witness-disagree.example "a b" 53
+  tlsa mx "$(ee)" "$(ta)"
+  sign
+  tamper "$Z/$ZN.signed" "IN[[:space:]]+TLSA[[:space:]]" '{s/0$/1/;t;s/[1-9A-F]$/0/}'
+  publish
+  echo "domain-insecure: \"$D\"" >"$FRAG/$D.unbound"
+}
 s_dns_mx_insecure_host_tlsa() { # unsigned domain, MX host in a signed zone with TLSA
   zone dns-mx-insecure-host-tlsa.example "knot a"
   rr "@ MX 10 mx.hosts-signed.$TLD."
@@ -245,6 +261,11 @@ s_rec_ta_not_in_chain() { std rec-ta-not-in-chain.example "knot b" 66; tlsa mx "
 s_rec_ta_isrg() { # the real ISRG Root X1 (Debian ca-certificates), which this server never sends
   std rec-ta-isrg.example "knot b" 67
   tlsa mx "$(ta "$ISRG_X1")"
+  finish
+}
+s_rec_le_issuer_pin() { # 3 1 1 + 2 1 1 of Let's Encrypt R12 (real certificate, not served here)
+  std rec-le-issuer-pin.example "knot b" 76
+  tlsa mx "$(ee)" "$(ta "$REPO/testdata/testbed/letsencrypt-R12.pem")"
   finish
 }
 s_rec_ta_chain_invalid() { # leaf from the other CA, sent with our intermediate, 2 1 1 on ours

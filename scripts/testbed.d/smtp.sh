@@ -47,8 +47,10 @@ smtp_addrs() { # all SMTP addresses of all scenarios onto lo
 }
 
 # ---- Postfix ----------------------------------------------------------------------------------
-postfix_conf() {
-  local P=$B/postfix kind a h c o svc opt
+# The first "postfix check" on a new spool takes 2-3 s (it creates the queue directories):
+# postfix_prepare runs it early, in the background, with the final main.cf.
+postfix_prepare() {
+  local P=$B/postfix
   mkdir -p "$P/etc" "$P/spool" "$P/data" "$P/log"
   chown postfix:postfix "$P/data"
   chmod 700 "$P/data"
@@ -73,16 +75,14 @@ smtpd_tls_loglevel = 1
 smtp_dns_support_level = dnssec
 smtp_tls_security_level = dane
 EOF
-  {
-    echo "# service              type  private unpriv chroot wakeup maxproc command + args"
-    while IFS=$'\t' read -r kind a h c o; do
-      [ "$kind" = pf ] || continue
-      case $a in *:*) svc="[$a]:smtp" ;; *) svc="$a:smtp" ;; esac
-      printf '%s inet n - n - - smtpd\n  -o myhostname=%s\n' "$svc" "$h"
-      [ "$c" != - ] && printf '  -o smtpd_tls_chain_files=%s\n' "$c"
-      for opt in $o; do printf '  -o %s\n' "$opt"; done
-    done < <(cat "$FRAG"/*.smtp)
-    cat <<'EOF'
+  postfix_services >"$P/etc/master.cf"
+  # "postfix" prints its errors only to a tty: script(1) provides one (recipes 4.3)
+  script -qec "${X[*]} postfix -c $P/etc check" /dev/null >"$P/log/check.log" 2>&1 ||
+    { cat "$P/log/check.log" >&2; die "postfix check failed"; }
+}
+
+postfix_services() {
+  cat <<'EOF'
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -105,14 +105,26 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
-  } >"$P/etc/master.cf"
+}
+
+# master.cf: one smtpd listener per "pf" fragment line (own chain, myhostname, -o settings)
+postfix_conf() {
+  local kind a h c o svc opt
+  {
+    echo "# service              type  private unpriv chroot wakeup maxproc command + args"
+    while IFS=$'\t' read -r kind a h c o; do
+      [ "$kind" = pf ] || continue
+      case $a in *:*) svc="[$a]:smtp" ;; *) svc="$a:smtp" ;; esac
+      printf '%s inet n - n - - smtpd\n  -o myhostname=%s\n' "$svc" "$h"
+      [ "$c" != - ] && printf '  -o smtpd_tls_chain_files=%s\n' "$c"
+      for opt in $o; do printf '  -o %s\n' "$opt"; done
+    done < <(cat "$FRAG"/*.smtp)
+    postfix_services
+  } >"$B/postfix/etc/master.cf"
 }
 
 postfix_up() {
   postfix_conf
-  # "postfix" prints its errors only to a tty: script(1) provides one (recipes 4.3)
-  script -qec "${X[*]} postfix -c $B/postfix/etc check" /dev/null >"$B/postfix/log/check.log" 2>&1 ||
-    { cat "$B/postfix/log/check.log" >&2; die "postfix check failed"; }
   script -qec "${X[*]} postfix -c $B/postfix/etc start" /dev/null >"$B/postfix/log/start.log" 2>&1 9>&- ||
     { cat "$B/postfix/log/start.log" >&2; die "postfix start failed"; }
 }
@@ -128,6 +140,7 @@ smtp_peer_up() {
   done < <(cat "$FRAG"/*.smtp)
   [ ${#args[@]} -gt 0 ] || return 0
   mkdir -p "$B/smtp_peer"
+  # shellcheck disable=SC2016 # expanded by that sh
   setsid -f "${X[@]}" sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$B/smtp_peer/smtp_peer.pid" \
     "$SMTP_PEER" "${args[@]}" </dev/null >"$B/smtp_peer/smtp_peer.log" 2>&1 9>&-
 }
@@ -144,6 +157,7 @@ banner_list() { # "ADDR EXPECTED-FIRST-4-BYTES" ("_" stands for a space)
 }
 
 wait_banners() { # waits (up to $BANNER_WAIT s) for every listener; "-" = TCP connect is enough
+  # shellcheck disable=SC2016 # the script runs in a bash inside the netns
   banner_list | "${X[@]}" bash -c '
     probe() { timeout 2 bash -c "exec 3<>/dev/tcp/\$0/25 || exit 1; [ \"\$1\" = - ] && exit 0
       IFS= read -r -N4 -t 2 b <&3; [ \"\$b\" = \"\$1\" ]" "$1" "$2" 2>/dev/null; }
