@@ -11,4 +11,5 @@ pub mod core;
 pub mod dns;
 pub mod input;
 pub mod report;
+pub mod scan;
 pub mod smtp;

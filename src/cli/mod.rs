@@ -6,6 +6,7 @@ pub mod exit;
 pub mod explain;
 pub mod net_args;
 pub mod report_args;
+pub mod scan;
 pub mod tlsa;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,8 @@ pub enum Command {
     },
     /// Compute TLSA records from a certificate, chain or public key.
     Tlsa(tlsa::TlsaArgs),
+    /// Audit a list of domains (file or stdin): streamed, polite, resumable, shardable.
+    Scan(Box<scan::ScanArgs>),
 }
 
 /// Runs the parsed command.
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Evaluate(a) => evaluate::run(&a),
         Command::Explain { code, list } => explain::run(code.as_deref(), list, stdout),
         Command::Tlsa(a) => tlsa::run(&a, stdout),
+        Command::Scan(a) => runtime()?.block_on(scan::run(&a)),
     }
 }
 

@@ -261,6 +261,21 @@ impl DnsCollector {
     /// denial), every host in preference order, and the chain signatures.
     /// `smtp` is left empty.
     pub async fn collect(&self, domain: &str) -> Evidence {
+        self.collect_with(
+            domain,
+            |name, pref| async move { self.host(&name, pref).await },
+        )
+        .await
+    }
+
+    /// As [`DnsCollector::collect`], with each MX host's evidence supplied by
+    /// `host` (the bulk scan passes a shared, coalescing cache in front of
+    /// [`DnsCollector::host`]).
+    pub async fn collect_with<F, Fut>(&self, domain: &str, host: F) -> Evidence
+    where
+        F: Fn(String, Option<u16>) -> Fut,
+        Fut: std::future::Future<Output = HostEvidence>,
+    {
         let collected_at = Timestamp(now());
         let shown = convert::normalize(domain)
             .map(|(s, _)| s)
@@ -268,7 +283,7 @@ impl DnsCollector {
         let mx = self.mx(domain).await;
         let targets = lookup::mx_targets(&shown, &mx);
         let hosts: Vec<HostEvidence> = futures_util::future::join_all(
-            targets.iter().map(|(name, pref)| self.host(name, *pref)),
+            targets.into_iter().map(|(name, pref)| host(name, pref)),
         )
         .await;
         let mut names: Vec<String> = vec![shown.clone()];
