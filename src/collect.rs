@@ -116,6 +116,14 @@ pub fn not_probed(address: IpAddr, port: u16, why: String) -> SmtpProbe {
     }
 }
 
+/// When the MX lookup failed, probes the domain's own nameservers so that
+/// the report can say which of them is dead or drops queries.
+pub async fn attribute_mx_failure(dns: &DnsCollector, ev: &mut Evidence) {
+    if ev.mx.meta.outcome == Outcome::Failed && dns.config().nameserver_checks {
+        ev.nameservers = dns.probe_nameservers(&ev.domain).await;
+    }
+}
+
 /// DNS evidence plus SMTP probes for whole domains.
 #[derive(Clone)]
 pub struct Collector {
@@ -130,6 +138,7 @@ pub struct Collector {
 impl Collector {
     pub async fn evidence(&self, domain: &str) -> Evidence {
         let mut ev = self.dns.collect(domain).await;
+        attribute_mx_failure(&self.dns, &mut ev).await;
         ev.collector.smtp_skipped = self.smtp.is_none();
         let probes = ev.hosts.iter().map(|h| self.probe_host(h));
         let results = join_all(probes).await;

@@ -69,6 +69,7 @@ pub fn evaluate(ev: &Evidence, opts: &EvalOptions) -> DomainAudit {
         findings.extend(super::nameserver::findings(&h.name, &h.nameservers));
         hosts.push(out.audit);
     }
+    findings.extend(super::nameserver::findings(domain, &ev.nameservers));
     findings.extend(signature_findings(ev, opts));
     findings.extend(witness_findings(ev));
     coverage_findings(domain, mx_state, &hosts, &tlsa_hosts, &mut findings);

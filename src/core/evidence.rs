@@ -116,6 +116,10 @@ pub struct Evidence {
     /// RRSIG validity of the DNSKEY and DS RRsets on the validation path.
     #[serde(default)]
     pub chain: Vec<ZoneSignatures>,
+    /// The domain's own authoritative servers, probed when the MX lookup
+    /// failed, so the failure can be attributed to them.
+    #[serde(default)]
+    pub nameservers: Vec<NsProbe>,
 }
 
 /// How the evidence was gathered: shown in reports, never used for verdicts.

@@ -657,6 +657,7 @@ mod tests {
                 smtp: vec![],
             }],
             chain: vec![],
+            nameservers: vec![],
         };
         // The evidence keeps the witness through its JSON form.
         let json = serde_json::to_string(&ev).unwrap();

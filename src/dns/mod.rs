@@ -312,6 +312,7 @@ impl DnsCollector {
             mx,
             hosts,
             chain,
+            nameservers: Vec::new(),
         }
     }
 }
