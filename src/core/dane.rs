@@ -21,8 +21,8 @@ use super::tlsa::{TlsaRdata, Usability, UsableRecord, Usage};
 pub enum TaFailure {
     /// Signatures or constraints do not chain the leaf to the matched CA.
     ChainInvalid(String),
-    /// A certificate on the path (leaf up to and including the matched CA) is
-    /// outside its validity period: (depth, "expired" or "not yet valid").
+    /// A certificate on the path below the matched CA is outside its
+    /// validity period: (depth, "expired" or "not yet valid").
     Expired { depth: usize, what: &'static str },
     /// The leaf does not name any reference identifier.
     NameMismatch { presented: Vec<String> },
@@ -97,7 +97,10 @@ fn validate_ta(
     reference_ids: &[String],
     now: Timestamp,
 ) -> Result<(), TaFailure> {
-    if let Some((depth, what)) = chain[..=ta_depth]
+    // The trust anchor's own validity is not checked: a DANE-TA record makes
+    // the matched certificate an anchor (RFC 5280 §6.1 validates the path
+    // below the anchor), as OpenSSL's and Postfix's DANE code do.
+    if let Some((depth, what)) = chain[..ta_depth]
         .iter()
         .enumerate()
         .find_map(|(d, c)| c.time_problem(now).map(|w| (d, w)))
@@ -284,15 +287,39 @@ mod tests {
                 ..
             }
         ));
-        let expired_int = load("int-expired");
-        let expired = vec![load("leaf-under-expired-int"), expired_int.clone()];
+        let expired_leaf = vec![load("leaf-expired"), int.clone()];
         assert!(matches!(
-            match_record(&rec(2, 1, 1, &expired_int), &expired, &refs(), NOW),
+            match_record(&rec(2, 1, 1, &int), &expired_leaf, &refs(), NOW),
             RecordMatch::TaFailed {
-                failure: TaFailure::Expired { .. },
+                failure: TaFailure::Expired { depth: 0, .. },
                 ..
             }
         ));
+        let root = load("root-ca");
+        let expired_mid = vec![
+            load("leaf-under-expired-int"),
+            load("int-expired"),
+            root.clone(),
+        ];
+        assert!(matches!(
+            match_record(&rec(2, 1, 1, &root), &expired_mid, &refs(), NOW),
+            RecordMatch::TaFailed {
+                failure: TaFailure::Expired { depth: 1, .. },
+                ..
+            }
+        ));
+    }
+
+    /// RFC 5280 §6.1 validates below the anchor: the anchor's own dates do
+    /// not count (as in OpenSSL's DANE-TA).
+    #[test]
+    fn expired_anchor_itself_still_authenticates() {
+        let expired_int = load("int-expired");
+        let chain = vec![load("leaf-under-expired-int"), expired_int.clone()];
+        assert_eq!(
+            match_record(&rec(2, 1, 1, &expired_int), &chain, &refs(), NOW),
+            RecordMatch::Authenticated { depth: 1 }
+        );
     }
 
     #[test]

@@ -100,7 +100,15 @@ pub fn evaluate(cx: &Context<'_>, rrset: &[TlsaRdata], served: &[Served<'_>]) ->
             findings.push(f);
         }
     }
-    findings.extend(no_match_findings(cx, rrset, served, &unauthenticated));
+    // An address whose failure a DANE-TA finding already explains needs no
+    // second, vaguer "nothing matches".
+    let explained: BTreeSet<IpAddr> = findings
+        .iter()
+        .filter(|f| f.code.as_str().starts_with("dane-ta-") && f.address.is_some())
+        .filter_map(|f| f.address)
+        .collect();
+    let unexplained: BTreeSet<IpAddr> = unauthenticated.difference(&explained).copied().collect();
+    findings.extend(no_match_findings(cx, rrset, served, &unexplained));
     findings.extend(practice_findings(cx, rrset, served, &addresses));
     RrsetResult {
         addresses,
