@@ -93,6 +93,8 @@ pub struct RecordView {
     pub note: Option<String>,
     /// Whether it authenticated at least one address.
     pub matched: bool,
+    /// Whether any served chain was available to match it against.
+    pub tested: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

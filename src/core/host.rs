@@ -117,6 +117,9 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
     );
     let any_secure = v4 == FamilyState::Secure || v6 == FamilyState::Secure;
     let tlsa_state = tlsa_state(cx, h, any_secure, &mut findings);
+    let undetermined = tlsa_state == TlsaState::Unknown
+        || v4 == FamilyState::Unknown
+        || v6 == FamilyState::Unknown;
     let records: &[TlsaRdata] = match (&h.tlsa, tlsa_state) {
         (Some(t), TlsaState::Secure) => &t.records,
         _ => &[],
@@ -177,7 +180,12 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
             .map(|a| a.authenticated_by.clone())
             .unwrap_or_default();
         let applies = dane && family_secure(ip);
-        let (verdict, reason, f) = address_verdict(name, *ip, probe, applies, requires_tls, &by);
+        let (verdict, reason, f) = if undetermined && probe.is_none() {
+            let why = "DANE status unknown: a DNS lookup failed".to_string();
+            (Verdict::NotTested, Some(why), Vec::new())
+        } else {
+            address_verdict(name, *ip, probe, applies, requires_tls, &by)
+        };
         findings.extend(f);
         if let Some(detail) = probe.and_then(super::smtp::injection) {
             findings.push(
@@ -217,6 +225,7 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
                 Usability::Malformed(why) => Some(why),
             },
             matched: rr.as_ref().is_some_and(|x| x.matched[i]),
+            tested: !chains.is_empty(),
         })
         .collect();
     let (verdict, reason) = host_verdict(

@@ -126,8 +126,12 @@ fn by_reply(p: &SmtpProbe, phase: SmtpPhase) -> SmtpResult {
         _ if (400..500).contains(&code) => untested(
             Code::SmtpRateLimited,
             format!(
-                "the server answered {said} to {}: not tested",
-                phase.as_str()
+                "the server answered {said} {}: not tested (a temporary refusal says nothing about STARTTLS)",
+                if phase == SmtpPhase::Greeting {
+                    "instead of its greeting"
+                } else {
+                    "to EHLO"
+                }
             ),
         ),
         SmtpPhase::Greeting => untested(

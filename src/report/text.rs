@@ -116,10 +116,11 @@ impl<'w> TextSink<'w> {
             )?,
         }
         for r in &h.records {
-            let state = match (r.usable, r.matched) {
-                (false, _) => "unusable",
-                (true, true) => "matched",
-                (true, false) => "not matched",
+            let state = match (r.usable, r.matched, r.tested) {
+                (false, _, _) => "unusable",
+                (true, true, _) => "matched",
+                (true, false, true) => "not matched",
+                (true, false, false) => "usable, not tested",
             };
             writeln!(
                 self.out,
