@@ -232,18 +232,24 @@ oracle_one() { # domain verdict codes
   # ---- posttls-finger on the domain, as a sending MTA would (in parallel with the rest)
   (LOG=$LOG.pf run_pf "$d" >"$B/oracle/$d.pfclass") &
   local pfjob=$!
-  # ---- per host
-  local first=${hosts[0]:-mx.$d} nprobe=0 fams
+  # ---- per host: addresses first (a host whose lookups time out is not asked again)
+  local first=${hosts[0]:-mx.$d} nprobe=0 addrs
+  local -A A4 A6 DEAD
   for h in "${hosts[@]}"; do
-    fams=""
-    for t in A AAAA; do
-      dq "$RES4" "$h" "$t"
-      [ -n "$(rrs "$t")" ] && fams+=" $t"
-    done
-    [ "$fams" = " A AAAA" ] && nprobe=2
-    [ ${#hosts[@]} -gt 1 ] && nprobe=2
+    dq "$RES4" "$h" A
+    if [ "$DQ_STATUS" = TIMEOUT ]; then
+      DEAD[$h]=1
+      echo "host $h: A lookup timed out" >>"$LOG"
+      continue
+    fi
+    A4[$h]=$(rrs A)
+    dq "$RES4" "$h" AAAA
+    A6[$h]=$(rrs AAAA)
+    [ -n "${A4[$h]}" ] && [ -n "${A6[$h]}" ] && nprobe=2
   done
+  [ ${#hosts[@]} -gt 1 ] && nprobe=2
   for h in "${hosts[@]}"; do
+    if [ -n "${DEAD[$h]:-}" ]; then ossl=$(set_add "$ossl" n/a) && continue; fi
     # TLSA base domain: CNAME-expanded name first, then the original (RFC 7672 2.2.2)
     base=$h
     dq "$RES4" "$h" CNAME
@@ -255,9 +261,7 @@ oracle_one() { # domain verdict codes
       tlsa=$(rrs TLSA | awk '{d=""; for (i = 4; i <= NF; i++) d = d $i; print $1, $2, $3, d}')
     echo "host $h (TLSA base $base): TLSA $DQ_STATUS ad=$DQ_AD $(wc -l <<<"$tlsa") records" >>"$LOG"
     for t in A AAAA; do
-      dq "$RES4" "$h" "$t"
-      local addrs
-      addrs=$(rrs "$t")
+      if [ $t = A ]; then addrs=${A4[$h]}; else addrs=${A6[$h]}; fi
       [ -n "$addrs" ] || continue
       if [ "$mxsec" = 1 ] && [ "$nprobe" = 2 ]; then
         c=$(run_pf -a "$([ $t = A ] && echo ipv4 || echo ipv6)" "[$h]")
@@ -293,7 +297,7 @@ oracle_one() { # domain verdict codes
 oracle() {
   local t0 d v c rest
   t0=$(ts)
-  status >/dev/null 2>&1 || die "the bed is not up (scripts/testbed up)"
+  status >"$B/status.out" 2>&1 || die "the bed is not up or is stale: $(grep -E 'NOT|NO |stale|not|down' "$B/status.out" | head -3 | tr -s ' ' | paste -sd';' -) (run scripts/testbed up)"
   rm -rf "$B/oracle"
   mkdir -p "$B/oracle"
   # start from a clean resolver state (no bogus or infra entries from earlier runs)
