@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::collect::{AddressGate, ProbeDecision, not_probed, probe_plan};
+use crate::collect::{AddressGate, ProbeDecision, attribute_mx_failure, not_probed, probe_plan};
 use crate::core::dnssec::DnssecStatus;
 use crate::core::evidence::{
     Evidence, Families, HostEvidence, Lookup, LookupMeta, Outcome, SmtpProbe,
@@ -111,6 +111,8 @@ impl Engine {
             .collect_with(domain, |name, pref| self.host(name, pref))
             .await;
         ev.collector.smtp_skipped = self.smtp.is_none();
+        // As `check` does (collect.rs); tests/scan_testbed.rs keeps the two equal.
+        attribute_mx_failure(&self.dns, &mut ev).await;
         let probes = join_all(ev.hosts.iter().map(|h| self.probe_host(h))).await;
         for (h, smtp) in ev.hosts.iter_mut().zip(probes) {
             h.smtp = smtp;
