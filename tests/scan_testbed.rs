@@ -265,7 +265,7 @@ fn ctrl_c_exits_130_with_whole_records_and_resume_finishes() {
     let (list, n) = bulk_list(dir.path(), 300);
     let out = dir.path().join("out.ndjson");
     let summary = dir.path().join("summary.json");
-    let mut child = scan_cmd(
+    let child = scan_cmd(
         bed,
         &list,
         &out,
