@@ -51,18 +51,29 @@ alive() {
 pid_of() { [ -s "$1" ] && tr -dc '0-9' <"$1"; }
 netns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$NS"; }
 
-# Run up to $JOBS functions in parallel: "par fn args..."; "par_wait" collects failures.
+# Run up to $JOBS functions in parallel: "par fn args..."; "par_wait" waits for those jobs
+# only (not for other background work) and dies if one of them failed.
 JOBS=${DANE_TESTBED_JOBS:-$(($(nproc) * 2))}
-PAR_FAIL=0
+PAR_PIDS=() PAR_RUNNING=()
+running() { local st; { read -r _ _ st _ <"/proc/$1/stat"; } 2>/dev/null && [ "$st" != Z ]; } # no fork
 par() {
-  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || PAR_FAIL=1; done
+  local p still
+  while :; do
+    still=()
+    for p in "${PAR_RUNNING[@]}"; do running "$p" && still+=("$p"); done
+    PAR_RUNNING=("${still[@]}")
+    [ "${#PAR_RUNNING[@]}" -lt "$JOBS" ] && break
+    sleep 0.01
+  done
   "$@" &
+  PAR_PIDS+=($!)
+  PAR_RUNNING+=($!)
 }
 par_wait() {
-  local p
-  for p in $(jobs -rp); do wait "$p" || PAR_FAIL=1; done
-  wait || true
-  [ "$PAR_FAIL" = 0 ] || die "a parallel build step failed (see messages above)"
+  local p fail=0
+  for p in "${PAR_PIDS[@]}"; do wait "$p" || fail=1; done
+  PAR_PIDS=() PAR_RUNNING=()
+  [ "$fail" = 0 ] || die "a parallel build step failed (see messages above)"
 }
 
 # Wait until a DNS server answers NOERROR (optionally with AD) for NAME TYPE.
