@@ -116,11 +116,31 @@ pub fn not_probed(address: IpAddr, port: u16, why: String) -> SmtpProbe {
     }
 }
 
-/// When the MX lookup failed, probes the domain's own nameservers so that
-/// the report can say which of them is dead or drops queries.
+/// When the MX (or a host's address) lookup failed, probes the authoritative
+/// servers of that name, so the report can say which of them is dead or
+/// drops queries.
 pub async fn attribute_mx_failure(dns: &DnsCollector, ev: &mut Evidence) {
-    if ev.mx.meta.outcome == Outcome::Failed && dns.config().nameserver_checks {
+    if !dns.config().nameserver_checks {
+        return;
+    }
+    if ev.mx.meta.outcome == Outcome::Failed {
         ev.nameservers = dns.probe_nameservers(&ev.domain).await;
+    }
+    let failed = |h: &HostEvidence| {
+        h.nameservers.is_empty()
+            && h.a.meta.outcome == Outcome::Failed
+            && h.aaaa.meta.outcome == Outcome::Failed
+    };
+    let probes = join_all(
+        ev.hosts
+            .iter()
+            .map(|h| async move { failed(h).then_some(dns.probe_nameservers(&h.name).await) }),
+    )
+    .await;
+    for (h, p) in ev.hosts.iter_mut().zip(probes) {
+        if let Some(p) = p {
+            h.nameservers = p;
+        }
     }
 }
 

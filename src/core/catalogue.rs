@@ -336,8 +336,7 @@ static NS_UNREACHABLE: Entry = e(
     "RFC 1034 §4.1",
     "Resolvers waste time on this address and may give up; it weakens every lookup \
      in the zone, TLSA included.",
-)
-.undetermined();
+);
 static TLSA_PKIX_USAGE: Entry = e(
     Warning,
     "a TLSA record uses usage 0 (PKIX-TA) or 1 (PKIX-EE), which SMTP senders ignore",
