@@ -105,13 +105,7 @@ fn mx_findings(domain: &str, ev: &Evidence, null_mx: bool, out: &mut Vec<Finding
         let why = m
             .failure
             .as_ref()
-            .map(|f| {
-                if f.detail.is_empty() {
-                    f.kind.as_str().to_string()
-                } else {
-                    format!("{}: {}", f.kind.as_str(), f.detail)
-                }
-            })
+            .map(|f| f.to_string())
             .unwrap_or_else(|| "DNSSEC status could not be determined".into());
         out.push(f(Code::MxLookupFailed).msg(format!("the MX lookup for {domain} failed ({why})")));
         return MxState::Failed;

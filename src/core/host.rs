@@ -51,22 +51,12 @@ enum TlsaState {
 }
 
 pub fn rrset_view(m: &LookupMeta) -> RrsetView {
-    let note = m
-        .failure
-        .as_ref()
-        .map(|f| {
-            if f.detail.is_empty() {
-                f.kind.as_str().to_string()
-            } else {
-                format!("{}: {}", f.kind.as_str(), f.detail)
-            }
-        })
-        .or_else(|| {
-            m.witness
-                .as_ref()
-                .and_then(|w| w.ede.as_ref())
-                .map(|e| format!("EDE {}: {}", e.code, e.text))
-        });
+    let note = m.failure.as_ref().map(|f| f.to_string()).or_else(|| {
+        m.witness
+            .as_ref()
+            .and_then(|w| w.ede.as_ref())
+            .map(|e| format!("EDE {}: {}", e.code, e.text))
+    });
     RrsetView {
         qname: m.qname.clone(),
         outcome: m.outcome,
