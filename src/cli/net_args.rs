@@ -77,7 +77,7 @@ impl NetArgs {
         v
     }
 
-    fn dns_config(&self) -> Result<DnsConfig, CliError> {
+    pub fn dns_config(&self) -> Result<DnsConfig, CliError> {
         let resolvers = if self.resolvers.is_empty() {
             resolvers_from_resolv_conf().map_err(|e| CliError::usage(e.to_string()))?
         } else {

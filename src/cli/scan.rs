@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::dns::{DnsCollector, DnsSetupError};
 use crate::report::{self, Format, OUTPUT_SCHEMA_VERSION, RunInfo, TOOL};
 use crate::scan::engine::EngineStats;
 use crate::scan::limits::SkipList;
@@ -76,10 +77,18 @@ pub struct ScanArgs {
     /// STARTTLS probe results (per address and SNI) kept for reuse.
     #[arg(long, value_name = "N", default_value_t = CacheSizes::default().probes)]
     pub probe_cache: usize,
+    /// DNS answers (and validated RRsets) kept for reuse; the oldest go first.
+    #[arg(long, value_name = "N", default_value_t = DNS_CACHE)]
+    pub dns_cache: usize,
     /// Seconds that audits in flight may still finish after Ctrl-C (a second Ctrl-C stops at once).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub grace: u64,
 }
+
+/// Default of `--dns-cache`: enough for the zones and hosts shared by many
+/// domains; per-domain answers are rarely asked twice, so a bigger cache
+/// would only grow memory with the input.
+pub const DNS_CACHE: usize = 10_000;
 
 /// The settings that decide what a record says (the resume guard).
 #[derive(Serialize)]
@@ -238,7 +247,13 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         accept_nexthop_name: args.eval.accept_nexthop_name,
     };
     let input = open_input(&args.input)?;
-    let dns = args.net.dns().await?;
+    let cache = args.dns_cache.max(16);
+    let dns = DnsCollector::with_cache_sizes(args.net.dns_config()?, cache, cache)
+        .await
+        .map_err(|e| match e {
+            DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),
+            e => CliError::usage(e.to_string()),
+        })?;
     let smtp = args.net.smtp()?;
     let info = dns.collector_info();
 

@@ -43,6 +43,8 @@ use upstream::{Net, Upstream};
 
 /// Answers kept per run (by name, type and flags); the oldest go first.
 pub const CACHE_ENTRIES: usize = 200_000;
+/// Validated RRsets kept by hickory's validator.
+pub const VALIDATION_CACHE_ENTRIES: usize = 100_000;
 
 /// Where the DNSSEC trust anchor comes from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -148,6 +150,17 @@ impl DnsCollector {
     /// Sets up the collector. Needs the network only for a DS trust anchor
     /// (the root DNSKEY set is fetched to match it).
     pub async fn new(cfg: DnsConfig) -> Result<DnsCollector, DnsSetupError> {
+        Self::with_cache_sizes(cfg, CACHE_ENTRIES, VALIDATION_CACHE_ENTRIES).await
+    }
+
+    /// As [`DnsCollector::new`], with the bounds (entries) of the answer
+    /// cache and of the validator's cache (the bulk scan keeps them small,
+    /// so that memory does not follow the length of its input).
+    pub async fn with_cache_sizes(
+        cfg: DnsConfig,
+        answers: usize,
+        validated: usize,
+    ) -> Result<DnsCollector, DnsSetupError> {
         if cfg.resolvers.is_empty() {
             return Err(DnsSetupError::NoResolvers);
         }
@@ -166,7 +179,7 @@ impl DnsCollector {
                     .join(", "),
             ));
         }
-        let net = Net::new(resolvers, cfg.timeout, cfg.attempts, CACHE_ENTRIES);
+        let net = Net::new(resolvers, cfg.timeout, cfg.attempts, answers);
         let (anchors, anchor_desc) = match &cfg.trust_anchor {
             TrustAnchorSource::Iana => (
                 TrustAnchors::default(),
@@ -194,7 +207,7 @@ impl DnsCollector {
             cd: true,
         };
         let validator = DnssecDnsHandle::with_trust_anchor(upstream, Arc::new(anchors))
-            .validation_cache_size(100_000);
+            .validation_cache_size(validated.max(1));
         Ok(DnsCollector {
             inner: Arc::new(Inner {
                 net,
