@@ -44,6 +44,7 @@ fn config(bed: &Testbed) -> DnsConfig {
         attempts: 2,
         families: Families::default(),
         nameserver_checks: true,
+        ..DnsConfig::default()
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::collect::{AddressGate, Collector};
 use crate::core::evidence::Families;
 use crate::dns::{
-    DnsCollector, DnsConfig, DnsSetupError, TrustAnchorSource, parse_resolver,
+    DnsCollector, DnsConfig, DnsSetupError, Resolution, TrustAnchorSource, parse_resolver,
     resolvers_from_resolv_conf,
 };
 use crate::smtp::{SmtpConfig, SmtpProber, Timeouts};
@@ -21,6 +21,15 @@ pub struct NetArgs {
     /// the resolver's own AD bit is only a second opinion.
     #[arg(long = "resolver", value_name = "ADDR[:PORT]")]
     pub resolvers: Vec<String>,
+    /// Resolve in process, iteratively from the root servers to each
+    /// zone's authoritative servers, without a recursive resolver (DNSSEC
+    /// is validated the same way; there is no resolver second opinion).
+    #[arg(long, conflicts_with = "resolvers")]
+    pub iterative: bool,
+    /// Root server hints for --iterative: NS and A/AAAA records in
+    /// zone-file syntax. Default: the IANA root servers.
+    #[arg(long, value_name = "FILE", requires = "iterative")]
+    pub root_hints: Option<PathBuf>,
     /// DNSSEC trust anchor: DNSKEY or DS records in zone-file syntax.
     /// Default: the IANA root KSKs.
     #[arg(long, value_name = "FILE")]
@@ -78,7 +87,9 @@ impl NetArgs {
     }
 
     pub fn dns_config(&self) -> Result<DnsConfig, CliError> {
-        let resolvers = if self.resolvers.is_empty() {
+        let resolvers = if self.iterative {
+            Vec::new()
+        } else if self.resolvers.is_empty() {
             resolvers_from_resolv_conf().map_err(|e| CliError::usage(e.to_string()))?
         } else {
             self.resolvers
@@ -101,6 +112,13 @@ impl NetArgs {
             timeout: Duration::from_secs(self.dns_timeout.max(1)),
             families: self.families(),
             nameserver_checks: !self.no_ns_checks,
+            mode: if self.iterative {
+                Resolution::Iterative {
+                    root_hints: self.root_hints.clone(),
+                }
+            } else {
+                Resolution::Recursive
+            },
             ..DnsConfig::default()
         })
     }

@@ -90,8 +90,45 @@ fn step_limit(c: &DnsCollector) -> Duration {
     (per * 8).max(Duration::from_secs(10))
 }
 
+/// How one validated question came out, for the iterative mode's retry.
+fn validity(step: &(Step, Vec<Noted>)) -> super::iterate::Validity {
+    use super::iterate::Validity;
+    let (step, noted) = step;
+    match step {
+        Step::Final {
+            outcome: Outcome::Failed,
+            ..
+        } => Validity::Failed,
+        Step::Final { status, .. } | Step::Alias { status, .. }
+            if *status == DnssecStatus::Bogus =>
+        {
+            if noted.is_empty() {
+                Validity::Bogus
+            } else {
+                Validity::Failed
+            }
+        }
+        _ => Validity::Good,
+    }
+}
+
 impl DnsCollector {
+    /// One validated question; in iterative mode a Bogus answer is asked
+    /// again from other servers, as a resolver would.
     async fn validated_step(&self, name: &Name, qtype: RecordType) -> (Step, Vec<Noted>) {
+        let first = self.validated_once(name, qtype).await;
+        match self.inner.net.iterator() {
+            Some(it) => {
+                super::iterate::retry_bogus(it, name, qtype, first, validity, || {
+                    self.validated_once(name, qtype)
+                })
+                .await
+            }
+            None => first,
+        }
+    }
+
+    async fn validated_once(&self, name: &Name, qtype: RecordType) -> (Step, Vec<Noted>) {
         let mut opts = DnsRequestOptions::default();
         opts.edns_set_dnssec_ok = true;
         opts.edns_payload_len = EDNS_PAYLOAD;

@@ -19,6 +19,7 @@
 
 mod anchor;
 mod convert;
+pub mod iterate;
 mod lookup;
 mod nameservers;
 mod transport;
@@ -46,6 +47,20 @@ pub const CACHE_ENTRIES: usize = 200_000;
 /// Validated RRsets kept by hickory's validator.
 pub const VALIDATION_CACHE_ENTRIES: usize = 100_000;
 
+/// How questions are answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Resolution {
+    /// By the recursive resolvers of [`DnsConfig::resolvers`].
+    #[default]
+    Recursive,
+    /// In process, from the root servers down ([`iterate`]); `resolvers`
+    /// is not used and there is no resolver witness.
+    Iterative {
+        /// Root hints (zone-file NS + A/AAAA); `None`: the IANA root servers.
+        root_hints: Option<PathBuf>,
+    },
+}
+
 /// Where the DNSSEC trust anchor comes from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum TrustAnchorSource {
@@ -70,6 +85,8 @@ pub struct DnsConfig {
     pub families: Families,
     /// Ask each authoritative server of each TLSA name's zone directly.
     pub nameserver_checks: bool,
+    /// Through recursive resolvers, or iteratively from the root.
+    pub mode: Resolution,
 }
 
 impl Default for DnsConfig {
@@ -81,6 +98,7 @@ impl Default for DnsConfig {
             attempts: 2,
             families: Families::default(),
             nameserver_checks: true,
+            mode: Resolution::Recursive,
         }
     }
 }
@@ -111,6 +129,8 @@ pub enum DnsSetupError {
     },
     #[error("/etc/resolv.conf: {0}")]
     ResolvConf(String),
+    #[error("root hints: {0}")]
+    RootHints(String),
 }
 
 pub(crate) type Validator = DnssecDnsHandle<Upstream>;
@@ -161,6 +181,25 @@ impl DnsCollector {
         answers: usize,
         validated: usize,
     ) -> Result<DnsCollector, DnsSetupError> {
+        if let Resolution::Iterative { root_hints } = &cfg.mode {
+            let roots =
+                iterate::load_roots(root_hints.as_deref()).map_err(DnsSetupError::RootHints)?;
+            let it = iterate::IterResolver::new(iterate::IterConfig {
+                roots,
+                port: 53,
+                families: cfg.families,
+                timeout: cfg.timeout,
+                attempts: cfg.attempts,
+                cache_entries: answers,
+            });
+            if it.roots().is_empty() {
+                return Err(DnsSetupError::RootHints(
+                    "no root server address usable over the allowed address families".into(),
+                ));
+            }
+            let net = Net::iterative(it, cfg.timeout, cfg.attempts, answers);
+            return Self::finish(cfg, net, validated, Some(false)).await;
+        }
         if cfg.resolvers.is_empty() {
             return Err(DnsSetupError::NoResolvers);
         }
@@ -180,6 +219,17 @@ impl DnsCollector {
             ));
         }
         let net = Net::new(resolvers, cfg.timeout, cfg.attempts, answers);
+        Self::finish(cfg, net, validated, None).await
+    }
+
+    /// The trust anchor and the validator over `net`; `witness`: whether
+    /// the resolver's own view is asked for (`None`: find out).
+    async fn finish(
+        cfg: DnsConfig,
+        net: Arc<Net>,
+        validated: usize,
+        witness: Option<bool>,
+    ) -> Result<DnsCollector, DnsSetupError> {
         let (anchors, anchor_desc) = match &cfg.trust_anchor {
             TrustAnchorSource::Iana => (
                 TrustAnchors::default(),
@@ -214,7 +264,7 @@ impl DnsCollector {
                 validator,
                 cfg,
                 anchor_desc,
-                witness_on: tokio::sync::OnceCell::new(),
+                witness_on: tokio::sync::OnceCell::new_with(witness),
             }),
         })
     }
@@ -228,13 +278,19 @@ impl DnsCollector {
     pub fn collector_info(&self) -> CollectorInfo {
         CollectorInfo {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            resolvers: self
-                .inner
-                .net
-                .resolvers
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            resolvers: match &self.inner.cfg.mode {
+                Resolution::Recursive => self
+                    .inner
+                    .net
+                    .resolvers
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                Resolution::Iterative { root_hints } => vec![match root_hints {
+                    Some(p) => format!("iterative (root hints {})", p.display()),
+                    None => "iterative (IANA root servers)".to_string(),
+                }],
+            },
             trust_anchor: self.inner.anchor_desc.clone(),
             families: self.inner.cfg.families,
             smtp_skipped: false,

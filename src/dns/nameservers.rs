@@ -37,8 +37,17 @@ async fn apex_at(c: &DnsCollector, cur: &Name) -> Apex {
     let f = c.inner.net.resolve(cur, RecordType::SOA, true).await;
     let resp = match f.result {
         Ok(r) => r,
-        // The resolver gave up on the zone within our time: as SERVFAIL.
-        Err(e) if e.kind == crate::core::evidence::FailureKind::Timeout => return Apex::Broken,
+        // The resolver gave up on the zone within our time, or (iterative
+        // mode) none of the zone's servers could be reached: as SERVFAIL.
+        Err(e)
+            if matches!(
+                e.kind,
+                crate::core::evidence::FailureKind::Timeout
+                    | crate::core::evidence::FailureKind::Network
+            ) =>
+        {
+            return Apex::Broken;
+        }
         Err(_) => return Apex::Failed,
     };
     match resp.metadata.response_code {

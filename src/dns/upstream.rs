@@ -24,6 +24,7 @@ use hickory_resolver::proto::dnssec::rdata::DNSSECRData;
 use hickory_resolver::proto::op::{DnsRequest, DnsResponse, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 
+use super::iterate::{self, IterResolver};
 use super::transport::{self, Flags, failure};
 use crate::core::evidence::{Failure, FailureKind};
 
@@ -111,6 +112,9 @@ pub struct Net {
     pub attempts: usize,
     cache: Mutex<Cache>,
     inflight: Mutex<HashMap<Key, InFlight>>,
+    /// Iterative mode: questions for no particular server are resolved by
+    /// this from the root instead of asking `resolvers`.
+    iterator: Option<Arc<IterResolver>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -134,7 +138,26 @@ impl Net {
                 cap: cache_entries.max(16),
             }),
             inflight: Mutex::new(HashMap::new()),
+            iterator: None,
         })
+    }
+
+    /// As [`Net::new`], resolving with `iterator` instead of resolvers.
+    pub fn iterative(
+        iterator: Arc<IterResolver>,
+        timeout: Duration,
+        attempts: usize,
+        cache_entries: usize,
+    ) -> Arc<Net> {
+        let mut net = Arc::into_inner(Net::new(Vec::new(), timeout, attempts, cache_entries))
+            .expect("a new Net is not shared");
+        net.iterator = Some(iterator);
+        Arc::new(net)
+    }
+
+    /// The iterative resolver, in iterative mode.
+    pub fn iterator(&self) -> Option<&Arc<IterResolver>> {
+        self.iterator.as_ref()
     }
 
     /// Asks the resolvers (cached, coalesced).
@@ -164,6 +187,12 @@ impl Net {
     }
 
     async fn fetch(self: &Arc<Self>, key: Key, name: Name, qtype: RecordType) -> Fetched {
+        if key.server.is_none() && self.iterator.is_some() && iterate::retrying() {
+            // Asked again after a Bogus answer: fresh, from other servers.
+            let out = self.fetch_uncached(&key, &name, qtype).await;
+            lock(&self.cache).put(key, out.clone(), ttl_of(&out));
+            return out;
+        }
         if let Some(hit) = lock(&self.cache).get(&key) {
             return hit;
         }
@@ -193,6 +222,13 @@ impl Net {
 
     async fn fetch_uncached(&self, key: &Key, name: &Name, qtype: RecordType) -> Fetched {
         let start = Instant::now();
+        if let (None, Some(it)) = (key.server, &self.iterator) {
+            let result = it.query(name, qtype).await.map(Arc::new);
+            return Fetched {
+                result,
+                elapsed_ms: start.elapsed().as_millis() as u64,
+            };
+        }
         let (servers, rounds): (Vec<SocketAddr>, usize) = match key.server {
             Some(s) => (vec![s], self.attempts.min(2)),
             None => (self.resolvers.clone(), self.attempts),
