@@ -9,6 +9,7 @@ pub mod cli;
 pub mod collect;
 pub mod core;
 pub mod dns;
+pub mod fuzz;
 pub mod input;
 pub mod report;
 pub mod scan;

@@ -25,7 +25,7 @@
 //! holds at most about `max_line + 4 KiB` of unparsed input plus one reply of at
 //! most `max_reply_bytes`.
 
-mod reply;
+pub mod reply;
 mod tls;
 
 use std::io;

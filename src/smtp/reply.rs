@@ -20,7 +20,7 @@ const CHUNK: usize = 4096;
 
 /// Caps applied to every reply.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// Longest line, CRLF included.
     pub max_line: usize,
     /// Most lines in one (multi-line) reply.
@@ -31,7 +31,7 @@ pub(crate) struct Limits {
 
 /// Why no reply could be read.
 #[derive(Debug)]
-pub(crate) enum ReadError {
+pub enum ReadError {
     /// The peer closed the connection; `pending` bytes of an incomplete line were received.
     Closed {
         pending: usize,
@@ -85,7 +85,7 @@ impl fmt::Display for ReadError {
 }
 
 /// A stream plus the bytes read from it but not consumed yet.
-pub(crate) struct Framed<S> {
+pub struct Framed<S> {
     io: S,
     buf: Vec<u8>,
     /// Bytes received in total, for diagnostics (a tarpit shows as a few bytes).

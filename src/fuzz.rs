@@ -1,0 +1,133 @@
+//! Entry points shared by the cargo-fuzz targets (`fuzz/`) and the regression
+//! test over `testdata/fuzz/`: one body per target, so that an input the
+//! fuzzer found replays as a plain `cargo test`. Each asserts the invariants
+//! its parser promises; a panic is a bug.
+
+use crate::core::cert::CertInfo;
+use crate::core::dane::match_record;
+use crate::core::diagnosis::diagnose;
+use crate::core::evidence::{Timestamp, parse_evidence};
+use crate::core::tlsa::{TlsaRdata, parse_zone_line};
+use crate::core::{EvalOptions, evaluate};
+use crate::input::normalize_domain;
+use crate::scan::input::{Line, LineReader, classify};
+use crate::smtp::reply::{Framed, Limits};
+
+/// The evaluation time used by the targets (inside the test PKI's validity).
+const AT: Timestamp = Timestamp(1_906_502_400);
+
+/// SMTP reply framing: every read ends in a reply within the caps, or an error.
+pub fn smtp_reply(data: &[u8]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime");
+    rt.block_on(async {
+        let limits = Limits {
+            max_line: 512,
+            max_lines: 20,
+            max_reply_bytes: 4096,
+        };
+        let mut framed = Framed::new(data);
+        // Each reply consumes at least one byte, so this ends with the input.
+        for _ in 0..=data.len() {
+            match framed.read_reply(&limits).await {
+                Ok(reply) => {
+                    assert!(reply.lines.len() <= limits.max_lines);
+                    assert!((100..1000).contains(&reply.code));
+                }
+                Err(_) => break,
+            }
+        }
+    });
+}
+
+/// TLSA text: a parsed record prints back to text that parses to itself.
+pub fn tlsa_text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(r) = text.parse::<TlsaRdata>() {
+        let _ = r.usability();
+        let again: TlsaRdata = r.to_string().parse().expect("display parses back");
+        assert_eq!(again, r);
+        let _ = r.short();
+    }
+    if let Ok((_, r)) = parse_zone_line(text) {
+        let _ = r.usability();
+    }
+}
+
+/// Domain-list lines: each is skipped, a domain or an error row, and a
+/// normalised domain normalises to itself.
+pub fn domain_line(data: &[u8]) {
+    let mut reader = LineReader::new(data);
+    let mut lines = 0;
+    while let Ok(Some(raw)) = reader.next_line() {
+        lines += 1;
+        assert!(lines <= data.len() + 1, "more lines than bytes");
+        match classify(&raw) {
+            Line::Domain(d) => {
+                assert_eq!(normalize_domain(&d).as_deref(), Ok(d.as_str()));
+                assert!(d.len() <= 253);
+            }
+            Line::Invalid { error, .. } => assert!(!error.is_empty()),
+            Line::Skip => {}
+        }
+    }
+}
+
+/// Evidence JSON: whatever parses evaluates and serialises.
+pub fn evidence_eval(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(all) = parse_evidence(text) else {
+        return;
+    };
+    for ev in &all {
+        let audit = evaluate(ev, &EvalOptions::at(AT));
+        serde_json::to_string(&audit).expect("audits serialise");
+    }
+}
+
+/// Certificate chains into matching and diagnosis. Layout: `[u, s, m, n]`,
+/// `n` bytes of association data, then certificates as `[len_hi, len_lo,
+/// der...]`.
+pub fn chain_match(data: &[u8]) {
+    let [u, s, m, n, rest @ ..] = data else {
+        return;
+    };
+    let n = usize::from(*n).min(rest.len());
+    let record = TlsaRdata {
+        usage: u % 5,
+        selector: s % 3,
+        mtype: m % 4,
+        data: rest[..n].to_vec(),
+    };
+    let mut chain = Vec::new();
+    let mut r = &rest[n..];
+    while let [hi, lo, tail @ ..] = r {
+        let len = (usize::from(*hi) << 8 | usize::from(*lo)).min(tail.len());
+        chain.push(CertInfo::parse(&tail[..len]));
+        r = &tail[len..];
+        if chain.len() > 8 {
+            break;
+        }
+    }
+    let refs = vec!["mx1.example.net".to_string()];
+    let _ = match_record(&record, &chain, &refs, AT);
+    let _ = diagnose(&record, &chain);
+    for c in &chain {
+        let _ = c.label();
+        let _ = c.lifetime_days();
+    }
+}
+
+/// The targets by name, for the regression runner.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("smtp_reply", smtp_reply),
+    ("tlsa_text", tlsa_text),
+    ("domain_line", domain_line),
+    ("evidence_eval", evidence_eval),
+    ("chain_match", chain_match),
+];
