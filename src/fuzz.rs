@@ -123,8 +123,11 @@ pub fn chain_match(data: &[u8]) {
     }
 }
 
+/// One fuzz target's body.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, for the regression runner.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("smtp_reply", smtp_reply),
     ("tlsa_text", tlsa_text),
     ("domain_line", domain_line),
