@@ -365,3 +365,52 @@ s_smtp_not_smtp() { std_peer smtp-not-smtp.example 89 not-smtp; tlsa mx "$(ee)" 
 s_smtp_garbage_after_starttls() { std_peer smtp-garbage-after-starttls.example 90 garbage-after-starttls tls; tlsa mx "$(ee)" "$(ta)"; finish; }
 s_smtp_close_mid_handshake() { std_peer smtp-close-mid-handshake.example 91 close-mid-handshake; tlsa mx "$(ee)" "$(ta)"; finish; }
 s_smtp_silent() { std_peer smtp-silent.example 92 silent; tlsa mx "$(ee)" "$(ta)"; finish; }
+
+# =============================== preflight (certificate rollover) ====================
+# The next certificate of each MX host is written to the PKI as $PKI/mx.<domain>.next.key,
+# .crt (the leaf alone) and .pem (key, leaf, issuing intermediate): what an operator
+# passes to "dane-audit preflight --cert" before deploying it.
+next_cert() { leaf "$H.next" ec int 825 "${1:-$H}"; } # [SAN]
+s_pre_ready() { # current + next key (not served yet) + 2 1 1, TTL 5 s: the swap is safe once aged
+  std pre-ready.example "knot a" 100
+  next_cert
+  rr "_25._tcp.mx 5 TLSA $(ee)" "_25._tcp.mx 5 TLSA $(ee "$C.next.crt")" "_25._tcp.mx 5 TLSA $(ta)"
+  finish
+}
+s_pre_next_missing() { # only the current key's 3 1 1: the next certificate is not published
+  std pre-next-missing.example "knot a" 101
+  next_cert
+  tlsa mx "$(ee)"
+  finish
+}
+s_pre_stale_secondary() { # ns-a (serial S): current + next; ns-b (serial S-1): current + a retired key
+  std pre-stale-secondary.example "a b" 102
+  next_cert
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C.retired.key" 2>/dev/null
+  tlsa mx "$(ee)"
+  sed "s/ $ZSERIAL / $((ZSERIAL - 1)) /" "$ZF" >"$Z/$ZN.old.zone"
+  echo "_25._tcp.mx TLSA 3 1 1 $(keyspki256 "$C.retired.key")" >>"$Z/$ZN.old.zone"
+  tlsa mx "$(ee "$C.next.crt")"
+  IN=$Z/$ZN.old.zone OUT=$Z/$ZN.old.signed sign
+  sign
+  publish_on nsd-a "$Z/$ZN.signed"
+  publish_on nsd-b "$Z/$ZN.old.signed"
+}
+s_pre_ta_chain_missing() { # 2 1 1 only; next.crt is the leaf without its issuer (next.pem has it)
+  std pre-ta-chain-missing.example "knot a" 103
+  next_cert
+  tlsa mx "$(ta)"
+  finish
+}
+s_pre_ta_misnamed() { # 3 1 1 + 2 1 1; the next certificate (same CA) names another host
+  std pre-ta-misnamed.example "knot a" 104
+  next_cert mail.pre-ta-misnamed.example
+  tlsa mx "$(ee)" "$(ta)"
+  finish
+}
+s_pre_swapped() { # after the swap: the new key is served; the old key's 3 1 1 is still published
+  std pre-swapped.example "knot a" 105
+  leaf "$H.old" ec int 825 "$H"
+  tlsa mx "$(ee "$C.old.crt")" "$(ee)" "$(ta)"
+  finish
+}

@@ -5,6 +5,7 @@ pub mod evaluate;
 pub mod exit;
 pub mod explain;
 pub mod net_args;
+pub mod preflight;
 pub mod report_args;
 pub mod scan;
 pub mod tlsa;
@@ -52,6 +53,9 @@ pub enum Command {
     Tlsa(tlsa::TlsaArgs),
     /// Audit a list of domains (file or stdin): streamed, polite, resumable, shardable.
     Scan(Box<scan::ScanArgs>),
+    /// Is it safe to deploy this new certificate now? (TLSA published on every
+    /// server, TTL passed, current certificate still matching.)
+    Preflight(Box<preflight::PreflightArgs>),
 }
 
 /// Runs the parsed command.
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Explain { code, list } => explain::run(code.as_deref(), list, stdout),
         Command::Tlsa(a) => tlsa::run(&a, stdout),
         Command::Scan(a) => runtime()?.block_on(scan::run(&a)),
+        Command::Preflight(a) => runtime()?.block_on(preflight::run(&a)),
     }
 }
 

@@ -35,6 +35,10 @@ pub struct TlsaArgs {
     pub recommend: bool,
 }
 
+/// The recommended pair (`--recommend`, and what `preflight` asks to
+/// publish): `3 1 1` for the leaf's key, `2 1 1` for its issuing CA.
+pub const RECOMMENDED: [(u8, u8, u8); 2] = [(3, 1, 1), (2, 1, 1)];
+
 pub fn run(args: &TlsaArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     for file in &args.files {
         let bytes = std::fs::read(file)
@@ -42,7 +46,7 @@ pub fn run(args: &TlsaArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
         let items = read_pem_or_der(&bytes)
             .map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
         let wanted: Vec<(u8, u8, u8)> = if args.recommend {
-            vec![(3, 1, 1), (2, 1, 1)]
+            RECOMMENDED.to_vec()
         } else {
             vec![(args.usage, args.selector, args.mtype)]
         };
@@ -64,7 +68,7 @@ pub fn run(args: &TlsaArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
 }
 
 /// The record of the given parameters for the item its usage designates.
-fn record(items: &[PemItem], usage: u8, selector: u8, mtype: u8) -> Result<TlsaRdata, String> {
+pub fn record(items: &[PemItem], usage: u8, selector: u8, mtype: u8) -> Result<TlsaRdata, String> {
     let position = if usage == 2 || usage == 0 { 1 } else { 0 };
     let item = match (items.get(position), items.len()) {
         (Some(i), _) => i,

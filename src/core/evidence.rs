@@ -359,6 +359,10 @@ pub struct NsAnswer {
     /// For a denial, whether this server's proof validates.
     #[serde(default)]
     pub denial: Option<DnssecStatus>,
+    /// The TTL of the answer's records as this server serves them (the
+    /// original TTL, which a resolver's answer only counts down from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
     #[serde(default)]
     pub elapsed_ms: u64,
 }

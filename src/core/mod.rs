@@ -17,6 +17,7 @@ pub mod host;
 pub mod identity;
 pub mod issuers;
 pub mod nameserver;
+pub mod preflight;
 pub mod rrset;
 pub mod smtp;
 pub mod tlsa;

@@ -132,6 +132,7 @@ mod tests {
             authoritative: true,
             records: records.iter().map(|s| s.to_string()).collect(),
             denial: None,
+            ttl: None,
             elapsed_ms: 1,
         }
     }

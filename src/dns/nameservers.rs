@@ -265,6 +265,7 @@ fn answer(f: &Fetched, qname: &Name, qtype: RecordType) -> NsAnswer {
                 authoritative: false,
                 records: Vec::new(),
                 denial: None,
+                ttl: None,
                 elapsed_ms: f.elapsed_ms,
             };
         }
@@ -280,12 +281,14 @@ fn answer(f: &Fetched, qname: &Name, qtype: RecordType) -> NsAnswer {
             }),
         ),
     };
+    let here = |r: &&hickory_resolver::proto::rr::Record| {
+        r.name == *qname && (r.record_type() == qtype || r.record_type() == RecordType::CNAME)
+    };
+    let ttl = resp.answers.iter().filter(here).map(|r| r.ttl).min();
     let mut records: Vec<String> = resp
         .answers
         .iter()
-        .filter(|r| {
-            r.name == *qname && (r.record_type() == qtype || r.record_type() == RecordType::CNAME)
-        })
+        .filter(here)
         .map(|r| {
             if r.record_type() == RecordType::CNAME {
                 format!("CNAME {}", r.data)
@@ -308,6 +311,7 @@ fn answer(f: &Fetched, qname: &Name, qtype: RecordType) -> NsAnswer {
         authoritative: resp.metadata.authoritative,
         records,
         denial: None,
+        ttl,
         elapsed_ms: f.elapsed_ms,
     }
 }

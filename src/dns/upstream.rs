@@ -160,6 +160,14 @@ impl Net {
         self.iterator.as_ref()
     }
 
+    /// Drops every cached answer, so that the next questions go to the
+    /// network again (questions in flight still complete and are kept).
+    pub fn forget(&self) {
+        let mut c = lock(&self.cache);
+        c.map.clear();
+        c.order.clear();
+    }
+
     /// Asks the resolvers (cached, coalesced).
     pub async fn resolve(self: &Arc<Self>, name: &Name, qtype: RecordType, cd: bool) -> Fetched {
         let flags = Flags { rd: true, cd };
@@ -287,6 +295,17 @@ fn ttl_of(f: &Fetched) -> Duration {
         .or_else(|| resp.negative_ttl())
         .unwrap_or(60);
     Duration::from_secs(u64::from(min)).clamp(MIN_TTL, MAX_TTL)
+}
+
+impl super::DnsCollector {
+    /// Forgets the answers cached so far in this run (they are otherwise
+    /// reused for at least 30 s), so that a caller that polls for a change
+    /// (`preflight --wait`) sees what the servers say now. The validator's
+    /// cache is keyed by the RRset's content, so changed data is validated
+    /// afresh anyway.
+    pub fn forget_answers(&self) {
+        self.inner.net.forget();
+    }
 }
 
 // ---- the failure trace -------------------------------------------------------------------
@@ -591,5 +610,10 @@ mod tests {
         c.put(k(200), v(), Duration::ZERO);
         assert!(c.get(&k(200)).is_none());
         assert!(c.order.len() <= 32);
+        let net = Net::new(vec![], Duration::from_secs(1), 1, 16);
+        lock(&net.cache).put(k(1), v(), Duration::from_secs(60));
+        assert!(lock(&net.cache).get(&k(1)).is_some());
+        net.forget();
+        assert!(lock(&net.cache).get(&k(1)).is_none());
     }
 }

@@ -15,6 +15,12 @@ use std::sync::OnceLock;
 
 pub const NETNS: &str = "dane-testbed";
 
+/// The bed's namespace: `DANE_TESTBED_NETNS` as for scripts/testbed (a
+/// second, independent bed), else [`NETNS`].
+pub fn netns() -> String {
+    std::env::var("DANE_TESTBED_NETNS").unwrap_or_else(|_| NETNS.to_string())
+}
+
 pub struct Testbed {
     pub dir: PathBuf,
     pub env: HashMap<String, String>,
@@ -44,7 +50,7 @@ impl Testbed {
     /// A command that runs `program` inside the bed's network namespace.
     pub fn command(&self, program: impl AsRef<Path>) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", NETNS]).arg(program.as_ref());
+        c.args(["netns", "exec", &netns()]).arg(program.as_ref());
         c
     }
 
@@ -52,7 +58,7 @@ impl Testbed {
     /// sockets it opens afterwards (e.g. from a current-thread tokio runtime
     /// built on it) live there. Other threads are not affected.
     pub fn enter_thread(&self) {
-        let path = format!("/var/run/netns/{NETNS}");
+        let path = format!("/var/run/netns/{}", netns());
         let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         use std::os::fd::AsRawFd;
         // SAFETY: setns on a valid namespace fd only changes this thread's namespace.
