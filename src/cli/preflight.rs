@@ -528,7 +528,7 @@ pub async fn run(args: &PreflightArgs) -> Result<Exit, CliError> {
         }
         let nap = nap(&report, args.poll_interval).min(left);
         let line = format!("{}: {}", report.verdict, report.reason);
-        progress.show(&report, started, nap);
+        progress.show(&report, started);
         if !progress.on() && line != last_line {
             eprintln!(
                 "dane-audit preflight: {line} (checking again in {} s)",
@@ -537,7 +537,7 @@ pub async fn run(args: &PreflightArgs) -> Result<Exit, CliError> {
         }
         last_line = line;
         tokio::select! {
-            _ = tokio::time::sleep(nap) => {}
+            _ = progress.sleep(nap, started) => {}
             _ = tokio::signal::ctrl_c() => {
                 progress.finish();
                 print(args, &report)?;
@@ -608,63 +608,88 @@ pub fn exit_of(v: Verdict) -> Exit {
     }
 }
 
-/// The `--wait` progress bar (indicatif, on a terminal only).
+/// The `--wait` progress bar (indicatif, on a terminal only): elapsed
+/// against the time it becomes safe when that is known, else a spinner.
 struct Progress {
-    bar: Option<indicatif::ProgressBar>,
+    enabled: bool,
+    bar: std::cell::OnceCell<indicatif::ProgressBar>,
 }
 
 impl Progress {
     fn new(enabled: bool) -> Progress {
         Progress {
-            bar: enabled.then(|| {
+            enabled,
+            bar: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn on(&self) -> bool {
+        self.enabled
+    }
+
+    fn bar(&self) -> Option<&indicatif::ProgressBar> {
+        self.enabled.then(|| {
+            self.bar.get_or_init(|| {
                 let b = indicatif::ProgressBar::with_draw_target(
                     Some(1),
                     indicatif::ProgressDrawTarget::stderr_with_hz(4),
                 );
                 b.enable_steady_tick(Duration::from_millis(250));
                 b
-            }),
-        }
+            })
+        })
     }
 
-    fn on(&self) -> bool {
-        self.bar.is_some()
-    }
-
-    fn show(&self, report: &Report, started: Instant, nap: Duration) {
-        let Some(bar) = &self.bar else { return };
+    fn show(&self, report: &Report, started: Instant) {
+        let Some(bar) = self.bar() else { return };
         let elapsed = started.elapsed().as_secs();
-        let msg = format!(
-            "{}: {} (next check in {} s)",
-            report.verdict,
-            report.reason,
-            nap.as_secs()
-        );
+        let mut reason: String = report.reason.chars().take(70).collect();
+        if report.reason.chars().count() > 70 {
+            reason.push('…');
+        }
         match report.safe_at {
             Some(at) => {
                 let left = (at.0 - now().0).max(0) as u64;
                 bar.set_style(
                     indicatif::ProgressStyle::with_template(
-                        "{elapsed_precise} [{bar:24}] {percent:>3}% until safe, ETA {eta} | {msg}",
+                        "{elapsed_precise} [{bar:24}] {percent:>3}% {msg}",
                     )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                     .progress_chars("=> "),
                 );
                 bar.set_length(elapsed + left);
                 bar.set_position(elapsed);
+                bar.set_message(format!("wait: safe from {at}"));
             }
             None => {
                 bar.set_style(
                     indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
                         .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
                 );
+                bar.set_message(format!("{}: {reason}", report.verdict));
             }
         }
-        bar.set_message(msg);
+    }
+
+    /// Sleeps `nap`, moving the bar every second.
+    async fn sleep(&self, nap: Duration, started: Instant) {
+        let Some(bar) = self.bar() else {
+            tokio::time::sleep(nap).await;
+            return;
+        };
+        let end = Instant::now() + nap;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+            bar.set_position(started.elapsed().as_secs());
+        }
     }
 
     fn finish(&self) {
-        if let Some(b) = &self.bar {
+        if let Some(b) = self.bar.get() {
             b.finish_and_clear();
         }
     }

@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use super::cert::CertInfo;
 use super::dane::{RecordMatch, match_record};
 use super::dnssec::DnssecStatus;
-use super::evidence::{Evidence, HostEvidence, Lookup, LookupMeta, NsProbe, Outcome, Timestamp};
+use super::evidence::{
+    Evidence, FailureKind, HostEvidence, Lookup, LookupMeta, NsProbe, Outcome, Timestamp,
+};
 use super::finding::{Code, Finding, Severity};
 use super::host::{HostContext, HostOutcome, evaluate_host};
 use super::issuers;
@@ -337,10 +339,7 @@ pub fn evaluate(input: &Input<'_>, state: &State) -> (Report, State) {
         if hosts.len() == 1 {
             format!("{}: {}", hosts[0].host, hosts[0].reason)
         } else {
-            format!(
-                "all {} MX hosts: the new certificate is authenticated everywhere",
-                hosts.len()
-            )
+            format!("all {} MX hosts are safe", hosts.len())
         }
     } else {
         hosts
@@ -1156,14 +1155,27 @@ fn published(cx: &Ctx<'_>, prev: &HostState) -> Published {
     }
     r.live = live_check(cx, &view, false, new_anywhere, &mut gate, &mut r.notes);
     if new_anywhere && !dead.is_empty() {
+        let what: Vec<String> = dead
+            .iter()
+            .map(|s| {
+                let why = s
+                    .probe
+                    .tlsa
+                    .failure
+                    .as_ref()
+                    .map(|f| match f.kind {
+                        FailureKind::Timeout | FailureKind::Network => "no answer".to_string(),
+                        k => k.as_str().to_string(),
+                    })
+                    .unwrap_or_else(|| "no answer".into());
+                format!("{} ({why})", server_label(s.probe))
+            })
+            .collect();
         gate.add(
             Verdict::Undetermined,
             format!(
-                "{} did not answer the TLSA query: cannot confirm that it serves the new record",
-                dead.iter()
-                    .map(|s| server_label(s.probe))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "the TLSA query failed at {}: cannot confirm that every server serves the new record (--no-ns-checks relies on the resolver alone)",
+                what.join(", ")
             ),
         );
     }
@@ -1795,7 +1807,7 @@ mod tests {
                 state: State::default(),
                 want: Verdict::Undetermined,
                 codes: &[],
-                reason: "did not answer",
+                reason: "TLSA query failed",
             },
             Case {
                 name: "2 1 1 set, chain file without the issuer: unsafe",
