@@ -894,11 +894,7 @@ fn ds_trust_anchor_is_matched_against_the_root_dnskey_set() {
 
 /// Where the codes from this collector plus the core differ from
 /// scenarios.tsv, and why. Everything else must match exactly.
-const KNOWN: &[(&str, &[&str], &str)] = &[(
-    "dns-mx-lookup-failed.example",
-    &["mx-lookup-failed"],
-    "ns-unreachable needs probes of the zone holding the domain; the evidence model only has per-host NsProbe lists (see report)",
-)];
+const KNOWN: &[(&str, &[&str], &str)] = &[];
 
 /// The DNS-only scenarios (plus the DNS-side codes of good-implicit and
 /// good-cname) give exactly the codes scenarios.tsv lists.
@@ -914,7 +910,9 @@ fn scenarios_tsv_dns_codes_through_the_core() {
             {
                 continue;
             }
-            let ev = c.collect(&s.domain).await;
+            let mut ev = c.collect(&s.domain).await;
+            // As `check` does: failed lookups are attributed to their servers.
+            dane_audit::collect::attribute_mx_failure(&c, &mut ev).await;
             out.push((s, ev));
         }
         out
