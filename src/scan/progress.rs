@@ -23,7 +23,7 @@ impl Progress {
                     let b = ProgressBar::with_draw_target(Some(n), target);
                     b.set_style(
                         ProgressStyle::with_template(
-                            "{elapsed_precise} [{bar:24}] {percent:>3}% ETA {eta} {msg}",
+                            "{elapsed_precise} [{bar:20}] {percent:>3}% ETA {eta} {wide_msg}",
                         )
                         .unwrap_or_else(|_| ProgressStyle::default_bar())
                         .progress_chars("=> "),
@@ -33,7 +33,7 @@ impl Progress {
                 None => {
                     let b = ProgressBar::with_draw_target(None, target);
                     b.set_style(
-                        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                        ProgressStyle::with_template("{spinner} {elapsed_precise} {wide_msg}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
                     b
@@ -53,7 +53,7 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         bar.set_position(bytes);
         bar.set_message(format!(
-            "{} records, {:.1}/s, {in_flight} in flight | {}",
+            "{} done, {:.0}/s, {in_flight} in flight | {}",
             tally.records,
             tally.records as f64 / secs,
             tally.verdict_counts()
