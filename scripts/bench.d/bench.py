@@ -643,11 +643,13 @@ def wait_rusage(p):
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss
 
 
-def run_dane_audit(a, infra, listfile, out, extra=()):
+def run_dane_audit(a, infra, listfile, out, iterative=False):
+    dns = (["--iterative", "--root-hints", os.path.join(a.dir, "unbound", "root.hints")]
+           if iterative else ["--resolver", RES4])
     cmd = netns(
-        a.bin, "scan", listfile, "-o", out, "--resolver", RES4,
+        a.bin, "scan", listfile, "-o", out, *dns,
         "--trust-anchor", os.path.join(a.cache, "root.dnskey"),
-        "--quiet", "--fail-on", "never", "--summary", out + ".summary.json", *extra,
+        "--quiet", "--fail-on", "never", "--summary", out + ".summary.json",
     )
     infra.flush_resolver()
     with Meter(infra) as m:
@@ -746,6 +748,7 @@ def main():
     b.add_argument("--danesmtp", default=shutil.which("danesmtp"))
     b.add_argument("--keep", action="store_true", help="leave the infrastructure running")
     b.add_argument("--no-peers", action="store_true", help="measure dane-audit only")
+    b.add_argument("--no-iterative", action="store_true", help="skip scan --iterative")
     w = sub.add_parser("peer-worker")
     w.add_argument("--tool")
     w.add_argument("--list")
@@ -800,27 +803,35 @@ def measure(a, infra, plan, domains, listfile):
     for cls, _ in plan:
         res["classes"][cls] = res["classes"].get(cls, 0) + 1
 
-    # ---- dane-audit
-    say("\n[1/4] dane-audit scan")
+    # ---- dane-audit, through the resolver and --iterative
+    def check_da(name, out, m, cpu, rss):
+        bad = []
+        seen = 0
+        for l in open(out):
+            r = json.loads(l)
+            i = r["line"] - 1
+            seen += 1
+            want, code = EXPECT[plan[i][0]]
+            codes = {f["code"] for f in r.get("findings", [])}
+            if r["verdict"] != want or (code and code not in codes):
+                bad.append(f"{r['domain']} ({plan[i][0]}): {r['verdict']} {sorted(codes)}")
+        da = summarize(name, n, m, cpu, rss)
+        da["wrong_verdicts"] = len(bad) + (n - seen)
+        da["wrong_examples"] = bad[:5]
+        da["shared_work"] = json.load(open(out + ".summary.json"))["caches"]
+        res[name] = da
+        report(da)
+        return da
+
+    say("\n[1/4] dane-audit scan (through the resolver)")
     out = os.path.join(a.dir, "dane-audit.ndjson")
     m, cpu, rss = run_dane_audit(a, infra, listfile, out)
-    bad = []
-    seen = 0
-    for l in open(out):
-        r = json.loads(l)
-        i = r["line"] - 1
-        seen += 1
-        want, code = EXPECT[plan[i][0]]
-        codes = {f["code"] for f in r.get("findings", [])}
-        if r["verdict"] != want or (code and code not in codes):
-            bad.append(f"{r['domain']} ({plan[i][0]}): {r['verdict']} {sorted(codes)}")
-    da = summarize("dane-audit", n, m, cpu, rss)
-    da["wrong_verdicts"] = len(bad) + (n - seen)
-    da["wrong_examples"] = bad[:5]
-    summ = json.load(open(out + ".summary.json"))
-    da["shared_work"] = summ["caches"]
-    res["dane-audit"] = da
-    report(da)
+    da = check_da("dane-audit", out, m, cpu, rss)
+    if not a.no_iterative:
+        say("\n[1b/4] dane-audit scan --iterative (from the bench root, no resolver)")
+        out_it = os.path.join(a.dir, "dane-audit-iterative.ndjson")
+        m, cpu, rss_it = run_dane_audit(a, infra, listfile, out_it, iterative=True)
+        check_da("dane-audit --iterative", out_it, m, cpu, rss_it)
 
     if a.no_peers:
         a.pf_sample = 0
@@ -890,21 +901,23 @@ def measure(a, infra, plan, domains, listfile):
     L = NCPU / tot
     res["limit_L_domains_per_s"] = round(L, 1)
     res["share_of_L"] = round(da["domains_per_s"] / L, 3)
-    say(f"{'tool':<18} {'domains/s':>10} {'CPU ms/domain':>14} {'(tool':>8} {'+infra)':>8} "
+    say(f"{'tool':<24} {'domains/s':>10} {'CPU ms/domain':>14} {'(tool':>8} {'+infra)':>8} "
         f"{'peak RSS MiB':>13} {'wrong':>6}")
-    for key in ("dane-audit", "posttls-finger", "smtp-dane-verify"):
+    for key in ("dane-audit", "dane-audit --iterative", "posttls-finger", "smtp-dane-verify"):
         if key in res:
             r = res[key]
-            say(f"{key:<18} {fmt(r['domains_per_s']):>10} {fmt(r['cpu_per_domain_ms'], 2):>14} "
+            say(f"{key:<24} {fmt(r['domains_per_s']):>10} {fmt(r['cpu_per_domain_ms'], 2):>14} "
                 f"{fmt(r['tool_cpu_per_domain_ms'], 2):>8} {fmt(r['infra_cpu_per_domain_ms'], 2):>8} "
                 f"{r['peak_rss_kib'] / 1024:>13.1f} {r['wrong_verdicts']:>6}")
-    for key in ("posttls-finger", "smtp-dane-verify"):
-        if key in res:
-            ratio = da["domains_per_s"] / res[key]["domains_per_s"]
-            cpu_ratio = res[key]["cpu_per_domain_ms"] / da["cpu_per_domain_ms"]
-            res[f"ratio_vs_{key}"] = round(ratio, 1)
-            res[f"cpu_ratio_vs_{key}"] = round(cpu_ratio, 1)
-            say(f"dane-audit vs {key}: {ratio:,.1f}x domains/s, {cpu_ratio:,.1f}x less CPU per domain")
+    for mine in ("dane-audit", "dane-audit --iterative"):
+        for key in ("posttls-finger", "smtp-dane-verify"):
+            if key in res and mine in res:
+                d = res[mine]
+                ratio = d["domains_per_s"] / res[key]["domains_per_s"]
+                cpu_ratio = res[key]["cpu_per_domain_ms"] / d["cpu_per_domain_ms"]
+                res[f"{mine} ratio_vs_{key}"] = round(ratio, 1)
+                res[f"{mine} cpu_ratio_vs_{key}"] = round(cpu_ratio, 1)
+                say(f"{mine} vs {key}: {ratio:,.1f}x domains/s, {cpu_ratio:,.1f}x less CPU per domain")
     # The same limit on the CPU that other processes left free during the run.
     avail = da["cpu_available_s"] / da["wall_s"]
     res["share_of_L_on_free_cpu"] = round(da["domains_per_s"] / (avail / tot), 3)
@@ -913,6 +926,16 @@ def measure(a, infra, plan, domains, listfile):
     say(f"  other processes took {da['other_cpu_s']} CPU-s during the dane-audit run "
         f"({avail:.2f} of {NCPU} CPUs left): {res['share_of_L_on_free_cpu'] * 100:.0f}% of "
         f"the limit on the CPU that was free")
+    if "dane-audit --iterative" in res:
+        it = res["dane-audit --iterative"]
+        Li = NCPU / (it["cpu_per_domain_ms"] / 1000)
+        res["iterative_limit_L_domains_per_s"] = round(Li, 1)
+        res["iterative_share_of_L"] = round(it["domains_per_s"] / Li, 3)
+        availi = it["cpu_available_s"] / it["wall_s"]
+        res["iterative_share_of_L_on_free_cpu"] = round(
+            it["domains_per_s"] / (availi / (it["cpu_per_domain_ms"] / 1000)), 3)
+        say(f"--iterative: L = {Li:,.0f} domains/s; reaches {res['iterative_share_of_L'] * 100:.0f}% "
+            f"of L ({res['iterative_share_of_L_on_free_cpu'] * 100:.0f}% on the CPU that was free)")
     say(f"peak RSS 10^4 vs {a.rss_lines:,} lines: {rss_small / 1024:.1f} vs {rss_big / 1024:.1f} MiB "
         f"(x{res['rss']['ratio']})")
     return res
