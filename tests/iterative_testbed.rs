@@ -211,6 +211,55 @@ fn one_family_at_a_time_as_in_resolver_mode() {
     }
 }
 
+/// A DS trust anchor: the root DNSKEY set it must match is fetched
+/// iteratively from the bed's root server before anything else.
+#[test]
+fn ds_trust_anchor_is_fetched_iteratively() {
+    let Some(bed) = Testbed::get() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let hints = write_hints(bed, dir.path());
+    let picks = [
+        "good-311-211.example",
+        "dns-tlsa-bogus.example",
+        "dns-unsigned.example",
+        "dns-tlsa-insecure.example",
+    ];
+    let domains: Vec<String> = picks.iter().map(|s| s.to_string()).collect();
+    let mut c = bed.command(env!("CARGO_BIN_EXE_dane-audit"));
+    c.arg("check")
+        .args(&domains)
+        .args(["--iterative", "--root-hints", &hints])
+        .args(["--trust-anchor", bed.var("TRUST_ANCHOR_DS")])
+        .args(["--dns-timeout", "2", "--connect-timeout", "5"])
+        .args(["--smtp-timeout", "5", "--format", "json"])
+        .args(["--fail-on", "never", "--no-fail-on-incomplete"]);
+    let doc = parse(&c.output().unwrap());
+    assert!(
+        doc["run"]["trust_anchor"]
+            .as_str()
+            .unwrap()
+            .ends_with("(1 key(s))"),
+        "{}",
+        doc["run"]["trust_anchor"]
+    );
+    let got = by_domain(&doc);
+    for s in scenarios()
+        .iter()
+        .filter(|s| picks.contains(&s.domain.as_str()))
+    {
+        let want: BTreeSet<String> = s.codes.iter().cloned().collect();
+        assert_eq!(
+            (
+                got[&s.domain]["verdict"].as_str().unwrap(),
+                codes(&got[&s.domain])
+            ),
+            (s.verdict.as_str(), want),
+            "{}",
+            s.domain
+        );
+    }
+}
+
 /// `--root-hints` needs `--iterative`; `--iterative` excludes `--resolver`;
 /// a hints file without addresses is a usage error naming the file.
 #[test]

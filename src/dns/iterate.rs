@@ -25,9 +25,10 @@
 //!   timeout per question and not one per address);
 //! * answers, DNSKEY and DS included, live in `Net`'s answer cache, so every
 //!   domain under a zone shares its keys;
-//! * referral questions in flight are coalesced per (zone, next label) on
-//!   zones known to delegate, so a cold burst of names under one TLD sends
-//!   one referral question to the root, not one per name.
+//! * questions in flight are coalesced per (zone, next label), except
+//!   below zones seen to answer and never to delegate (leaves), so a cold
+//!   burst of names under one TLD or one domain sends one referral question
+//!   to each server on the way, not one per name.
 //!
 //! Bounds per question: 24 referrals, 96 queries sent (nested resolutions of
 //! NS names included), nesting depth 6 for glueless NS names with a loop
@@ -285,9 +286,12 @@ struct Delegation {
     ns: Vec<Name>,
     /// Usable over the allowed families; empty: none could be found.
     addrs: Vec<IpAddr>,
-    /// Its servers have sent a referral (so concurrent questions below it
-    /// are worth coalescing).
+    /// Its servers have sent a referral.
     delegates: AtomicBool,
+    /// Its servers have answered a question below one of its own labels
+    /// themselves (no referral). A zone seen to answer and never to delegate
+    /// is a leaf: questions below it are not coalesced (see `coalesced`).
+    answers_below: AtomicBool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -461,6 +465,7 @@ impl IterResolver {
                 ns: Vec::new(),
                 addrs: roots,
                 delegates: AtomicBool::new(true),
+                answers_below: AtomicBool::new(false),
             }),
             delegations: Mutex::new(Fifo::new(cap)),
             servers: Mutex::new(Fifo::new(cap)),
@@ -585,13 +590,13 @@ impl IterResolver {
             async move { this.step(d, n, qtype, c).await }
         };
         // Nested resolutions never wait (a leader may be waiting for them),
-        // and retries run on their own.
+        // and retries run on their own. Coalesce below zones that delegate or
+        // are not known yet; not below leaves (where it would only delay
+        // sibling questions, e.g. A, AAAA and TLSA of one host, by a round trip).
+        let worth =
+            deleg.delegates.load(Ordering::Relaxed) || !deleg.answers_below.load(Ordering::Relaxed);
         let key = match next_label(&deleg.zone, target) {
-            Some(k)
-                if ctx.depth() == 0 && !retrying() && deleg.delegates.load(Ordering::Relaxed) =>
-            {
-                k
-            }
+            Some(k) if ctx.depth() == 0 && !retrying() && worth => k,
             _ => return Ok(own.boxed()),
         };
         let mut pending = lock(&self.pending);
@@ -703,6 +708,9 @@ impl IterResolver {
                     return StepOut::Referral(self.delegation_from(&resp, zone, cut, &ctx).await);
                 }
                 Class::Final => {
+                    if next_label(zone, &target).is_some() {
+                        deleg.answers_below.store(true, Ordering::Relaxed);
+                    }
                     prune(&mut resp, zone);
                     lock(&self.answered_by).put((name.to_lowercase(), qtype), ip, MAX_TTL);
                     note_used(ip);
@@ -854,6 +862,7 @@ impl IterResolver {
             ns,
             addrs,
             delegates: AtomicBool::new(false),
+            answers_below: AtomicBool::new(false),
         });
         lock(&self.delegations).put(cut, Arc::clone(&d), ttl);
         d

@@ -490,7 +490,8 @@ async fn dead_and_refusing_zones() {
     );
 }
 
-/// A cold burst of names under one TLD sends one referral question to the root.
+/// A cold burst of names under one domain sends one referral question to
+/// the root and one to the TLD's server; the leaf zone gets one per name.
 #[tokio::test]
 async fn concurrent_referrals_are_coalesced() {
     let port = free_port();
@@ -506,8 +507,20 @@ async fn concurrent_referrals_are_coalesced() {
         }),
     )
     .await;
-    serve(
+    let tld = serve(
         "127.0.0.3",
+        port,
+        Arc::new(|q, _| {
+            if under(q, "sub.test.") {
+                referral("sub.test.", &[("ns.sub.test.", Some("127.0.0.4"))])
+            } else {
+                negative("test.", true)
+            }
+        }),
+    )
+    .await;
+    let leaf = serve(
+        "127.0.0.4",
         port,
         Arc::new(|q, _| answer(vec![a(&q.to_ascii(), "192.0.2.3")])),
     )
@@ -515,14 +528,17 @@ async fn concurrent_referrals_are_coalesced() {
     let it = resolver(port, &["127.0.0.2"]);
     let all = join_all((0..50).map(|i| {
         let it = Arc::clone(&it);
-        async move { it.query(&n(&format!("d{i}.test.")), RecordType::A).await }
+        async move {
+            it.query(&n(&format!("d{i}.sub.test.")), RecordType::A)
+                .await
+        }
     }))
     .await;
     assert!(
         all.iter()
             .all(|r| r.as_ref().is_ok_and(|r| addrs_of(r) == ["192.0.2.3"]))
     );
-    assert_eq!(root.count(), 1);
+    assert_eq!((root.count(), tld.count(), leaf.count()), (1, 1, 50));
 }
 
 /// Two servers give different data; the first answer is judged Bogus: the
