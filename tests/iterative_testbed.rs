@@ -211,6 +211,60 @@ fn one_family_at_a_time_as_in_resolver_mode() {
     }
 }
 
+/// `scan --iterative` (the bulk path: shared host cache, bounded DNS
+/// caches) gives the same records as `check --iterative`.
+#[test]
+fn scan_iteratively_gives_the_expected_verdicts() {
+    let Some(bed) = Testbed::get() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let hints = write_hints(bed, dir.path());
+    let all = scenarios();
+    let list = dir.path().join("domains.txt");
+    let text: String = all.iter().map(|s| format!("{}\n", s.domain)).collect();
+    std::fs::write(&list, text).unwrap();
+    let out = dir.path().join("out.ndjson");
+    let mut c = bed.command(env!("CARGO_BIN_EXE_dane-audit"));
+    c.arg("scan")
+        .arg(&list)
+        .arg("-o")
+        .arg(&out)
+        .args(["--quiet", "--iterative", "--root-hints", &hints])
+        .args(["--trust-anchor", bed.trust_anchor()])
+        .args(["--dns-timeout", "2", "--connect-timeout", "5"])
+        .args(["--smtp-timeout", "5"]);
+    let run = c.output().unwrap();
+    assert!(
+        run.status.code().is_some_and(|c| c != 2),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got: BTreeMap<String, serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|d| (d["domain"].as_str().unwrap().to_string(), d))
+        .collect();
+    let mut diffs = Vec::new();
+    for s in &all {
+        let mut want: BTreeSet<String> = s.codes.iter().cloned().collect();
+        for c in RESOLVER_ONLY {
+            want.remove(*c);
+        }
+        let d = &got[&s.domain];
+        if d["verdict"] != s.verdict.as_str() || codes(d) != want {
+            diffs.push(format!(
+                "{}: verdict {} want {}; codes {:?} want {:?}",
+                s.domain,
+                d["verdict"],
+                s.verdict,
+                codes(d),
+                want
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
 /// A DS trust anchor: the root DNSKEY set it must match is fetched
 /// iteratively from the bed's root server before anything else.
 #[test]
