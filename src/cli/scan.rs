@@ -88,7 +88,7 @@ pub struct ScanArgs {
 /// Default of `--dns-cache`: enough for the zones and hosts shared by many
 /// domains; per-domain answers are rarely asked twice, so a bigger cache
 /// would only grow memory with the input.
-pub const DNS_CACHE: usize = 10_000;
+pub const DNS_CACHE: usize = 5_000;
 
 /// The settings that decide what a record says (the resume guard).
 #[derive(Serialize)]
