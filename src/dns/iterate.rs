@@ -369,6 +369,22 @@ fn covers(r: &Record, types: &[RecordType]) -> bool {
     matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(s)) if types.contains(&s.input().type_covered))
 }
 
+/// Alternates the address families, keeping the order within each and
+/// starting with the family of the first: a family that does not work
+/// here (no IPv6 route) then costs at most half the tries.
+fn interleave(sorted: Vec<IpAddr>) -> Vec<IpAddr> {
+    let first_v4 = sorted.first().is_some_and(IpAddr::is_ipv4);
+    let (mut a, mut b): (VecDeque<IpAddr>, VecDeque<IpAddr>) =
+        sorted.into_iter().partition(|ip| ip.is_ipv4() == first_v4);
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    loop {
+        match (a.pop_front(), b.pop_front()) {
+            (None, None) => return out,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
+}
+
 /// `target` cut to one label below `zone` (None at the zone itself).
 fn next_label(zone: &Name, target: &Name) -> Option<Name> {
     let z = zone.num_labels() as usize;
@@ -767,11 +783,8 @@ impl IterResolver {
             }
         }
         live.sort();
-        let mut out: Vec<IpAddr> = live
-            .into_iter()
-            .map(|(_, _, ip)| ip)
-            .take(MAX_TRIES)
-            .collect();
+        let mut out = interleave(live.into_iter().map(|(_, _, ip)| ip).collect());
+        out.truncate(MAX_TRIES);
         if out.len() == 1 && self.cfg.attempts >= 2 {
             out.push(out[0]);
         }

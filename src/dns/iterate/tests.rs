@@ -680,5 +680,26 @@ fn classification() {
     m.metadata.response_code = ResponseCode::ServFail;
     assert!(matches!(classify(&m, &zone, &name, &name), Class::Unusable(s) if s == "SERVFAIL"));
     assert_eq!(next_label(&n("test."), &name), Some(n("sub.test.")));
+    let ips = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.parse::<IpAddr>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        interleave(ips(&[
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8::3",
+            "192.0.2.1",
+            "192.0.2.2"
+        ])),
+        ips(&[
+            "2001:db8::1",
+            "192.0.2.1",
+            "2001:db8::2",
+            "192.0.2.2",
+            "2001:db8::3"
+        ])
+    );
     assert_eq!(next_label(&name, &name), None);
 }
