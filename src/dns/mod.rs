@@ -355,23 +355,37 @@ impl DnsCollector {
             targets.into_iter().map(|(name, pref)| host(name, pref)),
         )
         .await;
-        let mut names: Vec<String> = vec![shown.clone()];
+        // Names whose lookup carries a signature: the signer is their zone.
+        // The others need the zone apex found by queries.
+        let mut names: Vec<String> = Vec::new();
+        let mut zones: Vec<String> = Vec::new();
+        let mut place = |name: &str, meta: Option<&crate::core::evidence::LookupMeta>| match meta
+            .and_then(|m| m.rrsigs.first())
+        {
+            Some(sig) => zones.push(sig.signer.clone()),
+            None => names.push(name.to_string()),
+        };
+        place(&shown, Some(&mx.meta));
         for h in &hosts {
-            names.push(h.name.clone());
+            place(&h.name, Some(&h.a.meta));
             for c in h.a.meta.cnames.iter().chain(&h.aaaa.meta.cnames) {
-                names.push(c.target.clone());
+                place(&c.target, None);
             }
             if let Some(t) = &h.tlsa {
-                names.push(t.meta.qname.clone());
-                names.extend(t.meta.cnames.iter().map(|c| c.target.clone()));
+                place(&t.meta.qname, Some(&t.meta));
+                for c in &t.meta.cnames {
+                    place(&c.target, None);
+                }
             }
         }
         names.sort();
         names.dedup();
+        zones.sort();
+        zones.dedup();
         let chain = if mx.meta.outcome == crate::core::evidence::Outcome::Failed {
             Vec::new()
         } else {
-            self.chain_signatures(&names).await
+            nameservers::chain_signatures_from(self, &names, &zones).await
         };
         Evidence {
             schema_version: EVIDENCE_SCHEMA_VERSION,

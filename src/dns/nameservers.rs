@@ -350,6 +350,16 @@ async fn validate_denial(c: &DnsCollector, qname: &Name, resp: &Arc<DnsResponse>
 /// RRSIG times over DNSKEY and DS of each zone from the zones of `names`
 /// up to the root (root first).
 pub async fn chain_signatures(c: &DnsCollector, names: &[String]) -> Vec<ZoneSignatures> {
+    chain_signatures_from(c, names, &[]).await
+}
+
+/// As [`chain_signatures`], with zones already known (an RRSIG's signer names
+/// the zone that holds the RRset, so no SOA walk is needed for it).
+pub async fn chain_signatures_from(
+    c: &DnsCollector,
+    names: &[String],
+    known_zones: &[String],
+) -> Vec<ZoneSignatures> {
     let now = now();
     let net = &c.inner.net;
     let zones = join_all(names.iter().map(|n| async move {
@@ -366,6 +376,11 @@ pub async fn chain_signatures(c: &DnsCollector, names: &[String]) -> Vec<ZoneSig
     }))
     .await;
     let mut todo: Vec<Name> = zones.into_iter().flatten().collect();
+    todo.extend(
+        known_zones
+            .iter()
+            .filter_map(|z| convert::normalize(z).ok().map(|(_, n)| n)),
+    );
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut out: Vec<(usize, ZoneSignatures)> = Vec::new();
     while let Some(zone) = todo.pop() {
