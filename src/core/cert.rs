@@ -3,6 +3,8 @@
 //! A certificate that x509-parser cannot read is still kept: its full-DER
 //! digests (selector 0) can match a TLSA record, and the report must show it.
 
+use std::sync::OnceLock;
+
 use sha2::{Digest, Sha256, Sha512};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -31,6 +33,9 @@ pub struct CertInfo {
     /// X.509 version as written (1, 2 or 3).
     pub version: u32,
     pub parse_error: Option<String>,
+    /// Association data per (selector, matching type), computed on first use:
+    /// matching, diagnosis and reports ask for the same digests many times.
+    digests: [OnceLock<Option<Vec<u8>>>; 6],
 }
 
 impl CertInfo {
@@ -51,6 +56,7 @@ impl CertInfo {
                 self_issued: false,
                 version: 0,
                 parse_error: Some(e.to_string()),
+                digests: Default::default(),
             },
         }
     }
@@ -65,7 +71,15 @@ impl CertInfo {
 
     /// The TLSA association data this certificate yields for (selector, mtype).
     pub fn association(&self, selector: Selector, mtype: MatchingType) -> Option<Vec<u8>> {
-        self.selected(selector).map(|d| digest(mtype, d))
+        self.association_ref(selector, mtype).map(<[u8]>::to_vec)
+    }
+
+    /// As [`CertInfo::association`], borrowed from the memo.
+    pub fn association_ref(&self, selector: Selector, mtype: MatchingType) -> Option<&[u8]> {
+        let slot = usize::from(selector.value()) * 3 + usize::from(mtype.value());
+        self.digests[slot]
+            .get_or_init(|| self.selected(selector).map(|d| digest(mtype, d)))
+            .as_deref()
     }
 
     /// Validity period in whole days, when known.
@@ -135,6 +149,7 @@ fn from_parsed(der: &[u8], c: &X509Certificate<'_>) -> CertInfo {
         is_ca: c.is_ca(),
         version: c.version().0 + 1,
         parse_error: None,
+        digests: Default::default(),
     }
 }
 

@@ -52,7 +52,7 @@ fn depths_matching(u: &UsableRecord, record: &TlsaRdata, chain: &[CertInfo]) -> 
     chain
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.association(u.selector, u.mtype).as_deref() == Some(&record.data[..]))
+        .filter(|(_, c)| c.association_ref(u.selector, u.mtype) == Some(&record.data[..]))
         .map(|(i, _)| i)
         .collect()
 }

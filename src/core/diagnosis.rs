@@ -31,8 +31,8 @@ pub fn diagnose(record: &TlsaRdata, chain: &[CertInfo]) -> Option<Cause> {
         return None;
     };
     for (depth, cert) in chain.iter().enumerate() {
-        let same = cert.association(u.selector, u.mtype);
-        if same.as_deref() == Some(&record.data[..]) {
+        let same = cert.association_ref(u.selector, u.mtype);
+        if same == Some(&record.data[..]) {
             let wrong_place = match u.usage {
                 Usage::DaneEe => depth > 0,
                 Usage::DaneTa => depth == 0,
@@ -43,7 +43,7 @@ pub fn diagnose(record: &TlsaRdata, chain: &[CertInfo]) -> Option<Cause> {
             }
         }
         let other = u.selector.other();
-        if cert.association(other, u.mtype).as_deref() == Some(&record.data[..]) {
+        if cert.association_ref(other, u.mtype) == Some(&record.data[..]) {
             return Some(Cause::WrongSelector {
                 depth,
                 right: other,

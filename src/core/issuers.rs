@@ -141,7 +141,7 @@ pub fn identify(record: &TlsaRdata) -> Option<&'static KnownCa> {
     let mtype = MatchingType::from_u8(record.mtype)?;
     all()
         .iter()
-        .find(|ca| ca.cert.association(selector, mtype).as_deref() == Some(&record.data[..]))
+        .find(|ca| ca.cert.association_ref(selector, mtype) == Some(&record.data[..]))
 }
 
 /// Members of a rotation group.
@@ -158,7 +158,7 @@ impl KnownCa {
             Selector::from_u8(record.selector),
             MatchingType::from_u8(record.mtype),
         ) {
-            (Some(s), Some(m)) => self.cert.association(s, m).as_deref() == Some(&record.data[..]),
+            (Some(s), Some(m)) => self.cert.association_ref(s, m) == Some(&record.data[..]),
             _ => false,
         }
     }

@@ -96,10 +96,13 @@ async fn udp(
     sock.send(wire)
         .await
         .map_err(|e| io_failure(&e, "UDP send"))?;
-    let mut buf = vec![0u8; 65_535];
+    // Room for any datagram, but not zeroed per query (recv_buf fills spare
+    // capacity): a scan sends hundreds of thousands of these.
+    let mut buf: Vec<u8> = Vec::with_capacity(65_535);
     loop {
+        buf.clear();
         let left = deadline.saturating_duration_since(Instant::now());
-        let n = match tokio::time::timeout(left, sock.recv(&mut buf)).await {
+        let n = match tokio::time::timeout(left, sock.recv_buf(&mut buf)).await {
             Err(_) => {
                 return Err(failure(
                     FailureKind::Timeout,
