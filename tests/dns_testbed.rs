@@ -369,6 +369,26 @@ fn rfc4035_5_5_bogus_mx_a_tlsa_with_data_present() {
     assert_eq!(codes(ev), ["tlsa-bogus"]);
 }
 
+/// `--no-witness`: the in-process validator alone still finds the bogus
+/// RRsets; no lookup carries a resolver verdict.
+#[test]
+fn without_witness_the_validator_alone_still_finds_bogus_data() {
+    let Some(evs) = collect_with(&["dns-tlsa-bogus.example", "example"], |bed| DnsConfig {
+        witness: false,
+        ..config(bed)
+    }) else {
+        return;
+    };
+    let ev = &evs[0];
+    let h = &ev.hosts[0];
+    let t = h.tlsa.as_ref().unwrap();
+    assert_meta(&t.meta, Outcome::Answer, Bogus, ev);
+    assert_eq!(codes(ev), ["tlsa-bogus"]);
+    for m in [&ev.mx.meta, &h.a.meta, &t.meta, &evs[1].mx.meta] {
+        assert!(m.witness.is_none(), "{}: witness asked for", m.qname);
+    }
+}
+
 // ---- RFC 4035 §5.4 / RFC 5155 §8: broken denial of existence -----------------------------
 
 #[test]

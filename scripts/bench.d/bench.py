@@ -643,9 +643,9 @@ def wait_rusage(p):
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss
 
 
-def run_dane_audit(a, infra, listfile, out, iterative=False):
+def run_dane_audit(a, infra, listfile, out, iterative=False, extra=()):
     dns = (["--iterative", "--root-hints", os.path.join(a.dir, "unbound", "root.hints")]
-           if iterative else ["--resolver", RES4])
+           if iterative else ["--resolver", RES4, *extra])
     cmd = netns(
         a.bin, "scan", listfile, "-o", out, *dns,
         "--trust-anchor", os.path.join(a.cache, "root.dnskey"),
@@ -749,6 +749,7 @@ def main():
     b.add_argument("--keep", action="store_true", help="leave the infrastructure running")
     b.add_argument("--no-peers", action="store_true", help="measure dane-audit only")
     b.add_argument("--no-iterative", action="store_true", help="skip scan --iterative")
+    b.add_argument("--no-witness-run", action="store_true", help="skip scan --no-witness")
     w = sub.add_parser("peer-worker")
     w.add_argument("--tool")
     w.add_argument("--list")
@@ -832,6 +833,11 @@ def measure(a, infra, plan, domains, listfile):
         out_it = os.path.join(a.dir, "dane-audit-iterative.ndjson")
         m, cpu, rss_it = run_dane_audit(a, infra, listfile, out_it, iterative=True)
         check_da("dane-audit --iterative", out_it, m, cpu, rss_it)
+    if not a.no_witness_run:
+        say("\n[1c/4] dane-audit scan --no-witness (through the resolver, no CD=0 second question)")
+        out_nw = os.path.join(a.dir, "dane-audit-no-witness.ndjson")
+        m, cpu, rss_nw = run_dane_audit(a, infra, listfile, out_nw, extra=["--no-witness"])
+        check_da("dane-audit --no-witness", out_nw, m, cpu, rss_nw)
 
     if a.no_peers:
         a.pf_sample = 0
@@ -903,13 +909,14 @@ def measure(a, infra, plan, domains, listfile):
     res["share_of_L"] = round(da["domains_per_s"] / L, 3)
     say(f"{'tool':<24} {'domains/s':>10} {'CPU ms/domain':>14} {'(tool':>8} {'+infra)':>8} "
         f"{'peak RSS MiB':>13} {'wrong':>6}")
-    for key in ("dane-audit", "dane-audit --iterative", "posttls-finger", "smtp-dane-verify"):
+    for key in ("dane-audit", "dane-audit --iterative", "dane-audit --no-witness",
+                "posttls-finger", "smtp-dane-verify"):
         if key in res:
             r = res[key]
             say(f"{key:<24} {fmt(r['domains_per_s']):>10} {fmt(r['cpu_per_domain_ms'], 2):>14} "
                 f"{fmt(r['tool_cpu_per_domain_ms'], 2):>8} {fmt(r['infra_cpu_per_domain_ms'], 2):>8} "
                 f"{r['peak_rss_kib'] / 1024:>13.1f} {r['wrong_verdicts']:>6}")
-    for mine in ("dane-audit", "dane-audit --iterative"):
+    for mine in ("dane-audit", "dane-audit --iterative", "dane-audit --no-witness"):
         for key in ("posttls-finger", "smtp-dane-verify"):
             if key in res and mine in res:
                 d = res[mine]

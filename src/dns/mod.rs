@@ -85,6 +85,9 @@ pub struct DnsConfig {
     pub families: Families,
     /// Ask each authoritative server of each TLSA name's zone directly.
     pub nameserver_checks: bool,
+    /// Ask the resolver for its own verdict (CD=0) as a second witness.
+    /// Off halves the resolver's work in bulk scans.
+    pub witness: bool,
     /// Through recursive resolvers, or iteratively from the root.
     pub mode: Resolution,
 }
@@ -98,6 +101,7 @@ impl Default for DnsConfig {
             attempts: 2,
             families: Families::default(),
             nameserver_checks: true,
+            witness: true,
             mode: Resolution::Recursive,
         }
     }
@@ -219,7 +223,8 @@ impl DnsCollector {
             ));
         }
         let net = Net::new(resolvers, cfg.timeout, cfg.attempts, answers);
-        Self::finish(cfg, net, validated, None).await
+        let witness = (!cfg.witness).then_some(false);
+        Self::finish(cfg, net, validated, witness).await
     }
 
     /// The trust anchor and the validator over `net`; `witness`: whether
