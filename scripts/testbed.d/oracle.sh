@@ -101,7 +101,7 @@ ossl_class() { # s_client output on stdin -> match / no-match / unusable / error
   if grep -q 'Failed to import any TLSA records' <<<"$o"; then
     echo unusable
   elif grep -q '^New, TLS' <<<"$o" && ! grep -q 'Cipher is (NONE)' <<<"$o"; then
-    if grep -q '^Verification: OK' <<<"$o" && grep -q '^DANE TLSA .* matched' <<<"$o"; then echo match; else echo no-match; fi
+    if grep -q '^Verification: OK' <<<"$o" && grep -qE '^DANE TLSA .* (matched|signed the certificate)' <<<"$o"; then echo match; else echo no-match; fi
   else
     echo error
   fi

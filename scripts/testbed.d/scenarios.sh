@@ -53,6 +53,11 @@ s_good_ta_root() { # the server sends leaf + intermediate + root; 2 1 1 pins the
   tlsa mx "$(ta "$PKI/ca.crt")"
   finish
 }
+s_good_ta_key() { # 2 1 0: the root's full public key is in DNS; the server sends leaf + intermediate
+  std good-ta-key.example "knot a" 23
+  tlsa mx "2 1 0 $(spki_der "$PKI/ca.crt" | od -An -v -tx1 | tr -d ' \n')"
+  finish
+}
 s_good_implicit() { # no MX at all (NSEC proves it): the domain itself is the mail host
   D=good-implicit.example C=$PKI/good-implicit.example
   zone "$D" "knot a"

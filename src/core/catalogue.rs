@@ -417,9 +417,10 @@ static DANE_TA_NOT_IN_CHAIN: Entry = e(
     "a DANE-TA (usage 2) record's CA certificate is not sent by the server",
     "Configure the server to send the full chain including the CA the record names (or pin the issuing CA that is sent).",
     "RFC 7671 §5.2.2, RFC 7672 §3.1.2",
-    "SMTP senders match usage 2 records only against certificates the server sends \
-     (above the leaf). Pinning a root CA that is not in the served chain is the \
-     most common form of this mistake.",
+    "SMTP senders match usage 2 digest records only against certificates the server \
+     sends (above the leaf). Pinning a root CA that is not in the served chain is the \
+     most common form of this mistake. Only a record that holds the CA whole (`2 0 0`, \
+     `2 1 0`) may name an unsent CA, and then its key must have signed the served chain.",
 )
 .or(Error)
 .rpt("validation-failure");

@@ -8,12 +8,13 @@
 //! path with the matched certificate as its only anchor, which is exactly
 //! DANE-TA semantics: no public CA list is involved.
 
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{EndEntityCert, KeyPurposeIdIter};
 
 use super::cert::CertInfo;
 use super::evidence::Timestamp;
 use super::identity;
+use super::record_anchor;
 use super::tlsa::{TlsaRdata, Usability, UsableRecord, Usage};
 
 /// Why a DANE-TA record that matched a served CA still does not authenticate.
@@ -29,9 +30,13 @@ pub enum TaFailure {
 }
 
 /// The result of one usable record against one served chain.
+///
+/// `depth` is the matched certificate's depth in the served chain, or the
+/// chain's length for the trust anchor a `2 0 0` or `2 1 0` record holds
+/// itself (the one certificate above the top of what the server sent).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordMatch {
-    /// The record authenticates the server; the matched certificate's depth.
+    /// The record authenticates the server.
     Authenticated { depth: usize },
     /// A DANE-TA record matched the CA at `depth`, but validation failed.
     TaFailed { depth: usize, failure: TaFailure },
@@ -84,10 +89,29 @@ pub fn match_record(
                     }
                 }
             }
-            first_failure.unwrap_or(RecordMatch::NoMatch)
+            first_failure
+                .or_else(|| anchor_in_record(record, &u, chain, reference_ids, now))
+                .unwrap_or(RecordMatch::NoMatch)
         }
         _ => RecordMatch::NoMatch,
     }
+}
+
+/// A full `2 x 0` record whose CA the server did not send (RFC 7671 §5.2.2).
+fn anchor_in_record(
+    record: &TlsaRdata,
+    u: &UsableRecord,
+    chain: &[CertInfo],
+    reference_ids: &[String],
+    now: Timestamp,
+) -> Option<RecordMatch> {
+    let depth = chain.len();
+    Some(
+        match record_anchor::validate(record, u, chain, reference_ids, now)? {
+            Ok(_) => RecordMatch::Authenticated { depth },
+            Err(failure) => RecordMatch::TaFailed { depth, failure },
+        },
+    )
 }
 
 /// Validates the served chain up to the CA at `ta_depth`, then names and times.
@@ -100,20 +124,26 @@ fn validate_ta(
     // The trust anchor's own validity is not checked: a DANE-TA record makes
     // the matched certificate an anchor (RFC 5280 §6.1 validates the path
     // below the anchor), as OpenSSL's and Postfix's DANE code do.
-    if let Some((depth, what)) = chain[..ta_depth]
-        .iter()
-        .enumerate()
-        .find_map(|(d, c)| c.time_problem(now).map(|w| (d, w)))
-    {
-        return Err(TaFailure::Expired { depth, what });
+    if let Some(f) = time_failure(&chain[..ta_depth], now) {
+        return Err(f);
     }
     webpki_path(chain, ta_depth, now).map_err(TaFailure::ChainInvalid)?;
-    if !identity::matches_any(&chain[0], reference_ids) {
-        return Err(TaFailure::NameMismatch {
-            presented: identity::presented_names(&chain[0]).to_vec(),
-        });
-    }
-    Ok(())
+    name_failure(chain, reference_ids).map_or(Ok(()), Err)
+}
+
+/// The first certificate of `path` outside its validity period at `now`.
+pub(super) fn time_failure(path: &[CertInfo], now: Timestamp) -> Option<TaFailure> {
+    path.iter().enumerate().find_map(|(depth, c)| {
+        c.time_problem(now)
+            .map(|what| TaFailure::Expired { depth, what })
+    })
+}
+
+/// Under DANE-TA the leaf must name a reference identifier (RFC 7672 §3.2.3).
+pub(super) fn name_failure(chain: &[CertInfo], reference_ids: &[String]) -> Option<TaFailure> {
+    (!identity::matches_any(&chain[0], reference_ids)).then(|| TaFailure::NameMismatch {
+        presented: identity::presented_names(&chain[0]).to_vec(),
+    })
 }
 
 /// Accepts any extended key usage: SMTP servers often carry clientAuth or
@@ -127,30 +157,42 @@ impl webpki::ExtendedKeyUsageValidator for AnyEku {
 }
 
 fn webpki_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<(), String> {
-    let ders: Vec<CertificateDer<'_>> = chain
-        .iter()
-        .map(|c| CertificateDer::from(c.der.as_slice()))
-        .collect();
-    let anchor = webpki::anchor_from_trusted_cert(&ders[ta_depth])
+    let der = CertificateDer::from(chain[ta_depth].der.as_slice());
+    let anchor = webpki::anchor_from_trusted_cert(&der)
         .map_err(|e| format!("the matched CA certificate cannot serve as anchor: {e}"))?;
-    let anchors = [anchor];
-    let leaf = EndEntityCert::try_from(&ders[0]).map_err(|e| match e {
-        webpki::Error::UnsupportedCertVersion => {
-            "the leaf is an X.509 v1 certificate, which cannot be validated under DANE-TA".into()
-        }
-        e => format!("the leaf certificate cannot be parsed for validation: {e}"),
-    })?;
-    let intermediates: Vec<CertificateDer<'_>> = ders
+    let intermediates: Vec<&CertInfo> = chain
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != 0 && *i != ta_depth)
-        .map(|(_, d)| d.clone())
+        .map(|(_, c)| c)
+        .collect();
+    verify_path(chain, &intermediates, anchor, now).map_err(|e| match e {
+        webpki::Error::UnsupportedCertVersion => {
+            "the leaf is an X.509 v1 certificate, which cannot be validated under DANE-TA".into()
+        }
+        webpki::Error::BadDer => "the leaf certificate cannot be parsed for validation".into(),
+        e => describe_webpki(&e),
+    })
+}
+
+/// Validates `chain[0]` up to `anchor` through `intermediates` at `now`.
+pub(super) fn verify_path(
+    chain: &[CertInfo],
+    intermediates: &[&CertInfo],
+    anchor: TrustAnchor<'_>,
+    now: Timestamp,
+) -> Result<(), webpki::Error> {
+    let leaf_der = CertificateDer::from(chain[0].der.as_slice());
+    let leaf = EndEntityCert::try_from(&leaf_der)?;
+    let intermediates: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|c| CertificateDer::from(c.der.as_slice()))
         .collect();
     let secs = u64::try_from(now.0).unwrap_or(0);
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
     leaf.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
-        &anchors,
+        &[anchor],
         &intermediates,
         time,
         AnyEku,
@@ -158,10 +200,9 @@ fn webpki_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<()
         None,
     )
     .map(|_| ())
-    .map_err(|e| describe_webpki(&e))
 }
 
-fn describe_webpki(e: &webpki::Error) -> String {
+pub(super) fn describe_webpki(e: &webpki::Error) -> String {
     use webpki::Error as E;
     match e {
         E::UnknownIssuer => {

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod issuers;
 pub mod nameserver;
 pub mod preflight;
+pub mod record_anchor;
 pub mod rrset;
 pub mod smtp;
 pub mod tlsa;

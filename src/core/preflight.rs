@@ -620,7 +620,7 @@ fn new_findings(cx: &Ctx<'_>, rrset: &[TlsaRdata], new_authenticated: bool) -> V
     // configured with that chain, would not send it.
     for r in rrset {
         let usable = matches!(r.usability(), Usability::Usable(u) if u.usage == Usage::DaneTa);
-        if !usable || super::dane::data_matches(r, cx.new).iter().any(|d| *d > 0) {
+        if !usable || cx.new_ok(r) || super::dane::data_matches(r, cx.new).iter().any(|d| *d > 0) {
             continue;
         }
         if super::diagnosis::diagnose(r, cx.new).is_some() {
@@ -665,7 +665,7 @@ fn new_findings(cx: &Ctx<'_>, rrset: &[TlsaRdata], new_authenticated: bool) -> V
     // still more than one way to authenticate?
     let after: Vec<TlsaRdata> = rrset
         .iter()
-        .filter(|r| cx.new_ok(r) || !cx.live_data_match(r))
+        .filter(|r| cx.new_ok(r) || !(cx.live_data_match(r) || cx.live_ok(r)))
         .cloned()
         .collect();
     if new_authenticated {

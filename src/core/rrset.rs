@@ -131,19 +131,20 @@ fn ta_finding(
     chain: &[CertInfo],
 ) -> Finding {
     let at = format!("{}[{address}]", cx.host);
-    let ca = chain.get(depth).map(|c| c.label()).unwrap_or_default();
+    // Past the served chain: the anchor the record itself holds.
+    let ca = match chain.get(depth) {
+        Some(c) => format!("matches CA \"{}\"", c.label()),
+        None => "holds the trust anchor that signed the served chain".to_string(),
+    };
     let (code, msg) = match failure {
         TaFailure::ChainInvalid(why) => (
             Code::DaneTaChainInvalid,
-            format!(
-                "`{}` matches CA \"{ca}\" at depth {depth}, but {why}",
-                r.short()
-            ),
+            format!("`{}` {ca} at depth {depth}, but {why}", r.short()),
         ),
         TaFailure::Expired { depth: d, what } => (
             Code::DaneTaExpired,
             format!(
-                "`{}` matches CA \"{ca}\", but the certificate at depth {d} (\"{}\") is {what}{}",
+                "`{}` {ca}, but the certificate at depth {d} (\"{}\") is {what}{}",
                 r.short(),
                 chain.get(*d).map(|c| c.label()).unwrap_or_default(),
                 chain
@@ -156,7 +157,7 @@ fn ta_finding(
         TaFailure::NameMismatch { presented } => (
             Code::DaneTaNameMismatch,
             format!(
-                "`{}` matches CA \"{ca}\", but the leaf names {} and not {}",
+                "`{}` {ca}, but the leaf names {} and not {}",
                 r.short(),
                 if presented.is_empty() {
                     "nothing".to_string()
@@ -392,8 +393,13 @@ fn no_backup(
     served: &[Served<'_>],
     addresses: &[AddressResult],
 ) -> Option<usize> {
-    let spare = rrset.iter().any(|r| {
+    let authenticating: BTreeSet<usize> = addresses
+        .iter()
+        .flat_map(|a| a.authenticated_by.iter().copied())
+        .collect();
+    let spare = rrset.iter().enumerate().any(|(i, r)| {
         matches!(r.usability(), Usability::Usable(_))
+            && !authenticating.contains(&i)
             && served
                 .iter()
                 .all(|s| super::dane::data_matches(r, s.chain).is_empty())
