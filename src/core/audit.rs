@@ -130,4 +130,8 @@ pub struct CertView {
 pub struct CertMatch {
     pub record: String,
     pub matched: bool,
+    /// A `2 0 0` or `2 1 0` record's own anchor issued this certificate
+    /// (RFC 7671 §5.2.2: the CA itself need not be sent).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub signed: bool,
 }

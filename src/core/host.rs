@@ -583,6 +583,13 @@ fn smtp_line(p: &SmtpProbe) -> String {
 }
 
 fn cert_views(chain: &[CertInfo], records: &[TlsaRdata]) -> Vec<CertView> {
+    let signed: Vec<Option<usize>> = records
+        .iter()
+        .map(|r| match r.usability() {
+            Usability::Usable(u) => super::record_anchor::signed_depth(r, &u, chain),
+            _ => None,
+        })
+        .collect();
     chain
         .iter()
         .enumerate()
@@ -596,11 +603,13 @@ fn cert_views(chain: &[CertInfo], records: &[TlsaRdata]) -> Vec<CertView> {
                 .map(hex::encode),
             records: records
                 .iter()
-                .filter(|r| matches!(r.usability(), Usability::Usable(_)))
-                .map(|r| CertMatch {
+                .zip(&signed)
+                .filter(|(r, _)| matches!(r.usability(), Usability::Usable(_)))
+                .map(|(r, s)| CertMatch {
                     record: r.short(),
                     matched: super::dane::data_matches(r, std::slice::from_ref(c)).contains(&0)
                         && position_ok(r, depth),
+                    signed: *s == Some(depth),
                 })
                 .collect(),
         })

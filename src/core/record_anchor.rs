@@ -21,7 +21,7 @@ use super::cert;
 use super::cert::CertInfo;
 use super::dane::{TaFailure, describe_webpki, name_failure, time_failure, verify_path};
 use super::evidence::Timestamp;
-use super::tlsa::{MatchingType, Selector, TlsaRdata, UsableRecord};
+use super::tlsa::{MatchingType, Selector, TlsaRdata, UsableRecord, Usage};
 
 /// The anchor a full DANE-TA record holds (whole DER elements).
 struct Anchor<'a> {
@@ -43,28 +43,46 @@ pub fn validate(
     reference_ids: &[String],
     now: Timestamp,
 ) -> Option<Result<usize, TaFailure>> {
-    if u.mtype != MatchingType::Full {
+    with_anchor(record, u, |anchor| {
+        let top = signed_by(anchor, chain)?;
+        let failure = time_failure(&chain[..=top], now)
+            .or_else(|| path_failure(anchor, chain, top, now))
+            .or_else(|| name_failure(chain, reference_ids));
+        Some(failure.map_or(Ok(top), Err))
+    })
+}
+
+/// The depth of the lowest served certificate the record's anchor issued
+/// (for reports: where a `2 x 0` record attaches to the served chain).
+pub fn signed_depth(record: &TlsaRdata, u: &UsableRecord, chain: &[CertInfo]) -> Option<usize> {
+    with_anchor(record, u, |anchor| signed_by(anchor, chain))
+}
+
+fn with_anchor<T>(
+    record: &TlsaRdata,
+    u: &UsableRecord,
+    f: impl FnOnce(&Anchor<'_>) -> Option<T>,
+) -> Option<T> {
+    if u.usage != Usage::DaneTa || u.mtype != MatchingType::Full {
         return None;
     }
-    let cert;
-    let anchor = match u.selector {
+    match u.selector {
         Selector::Cert => {
-            cert = whole::<X509Certificate>(&record.data)?;
-            Anchor {
+            let cert = whole::<X509Certificate>(&record.data)?;
+            f(&Anchor {
                 subject: Some(cert.tbs_certificate.subject.as_raw()),
                 spki: cert.tbs_certificate.subject_pki.clone(),
-            }
+            })
         }
-        Selector::Spki => Anchor {
+        Selector::Spki => f(&Anchor {
             subject: None,
             spki: whole::<SubjectPublicKeyInfo>(&record.data)?,
-        },
-    };
-    let top = (0..chain.len()).find(|&k| signed(&anchor, &chain[k]))?;
-    let failure = time_failure(&chain[..=top], now)
-        .or_else(|| path_failure(&anchor, chain, top, now))
-        .or_else(|| name_failure(chain, reference_ids));
-    Some(failure.map_or(Ok(top), Err))
+        }),
+    }
+}
+
+fn signed_by(anchor: &Anchor<'_>, chain: &[CertInfo]) -> Option<usize> {
+    chain.iter().position(|c| signed(anchor, c))
 }
 
 /// One DER element that fills `der` exactly.
@@ -170,6 +188,21 @@ mod tests {
             };
             assert_eq!(got, want, "2 {sel} 0 of {ca} against {chain:?}");
         }
+    }
+
+    #[test]
+    fn signed_depth_is_where_the_anchor_attaches() {
+        let chain: Vec<CertInfo> = ["leaf-rsa", "int-ca"].iter().map(|n| load(n)).collect();
+        let at = |r: &TlsaRdata| match r.usability() {
+            super::super::tlsa::Usability::Usable(u) => signed_depth(r, &u, &chain),
+            _ => None,
+        };
+        assert_eq!(at(&full(1, "root-ca")), Some(1));
+        assert_eq!(at(&full(0, "int-ca")), Some(0));
+        assert_eq!(at(&full(1, "other-root")), None);
+        let mut ee = full(1, "root-ca");
+        ee.usage = 3;
+        assert_eq!(at(&ee), None, "only DANE-TA records hold an anchor");
     }
 
     #[test]

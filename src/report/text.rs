@@ -156,6 +156,11 @@ impl<'w> TextSink<'w> {
             for m in &c.records {
                 let tag = if m.matched {
                     self.paint(Self::verdict_style("pass"), "[matched]")
+                } else if m.signed {
+                    self.paint(
+                        Self::verdict_style("pass"),
+                        "[signed by the record's anchor]",
+                    )
                 } else {
                     "[nomatch]".to_string()
                 };
