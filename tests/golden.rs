@@ -16,6 +16,8 @@ const CASES: &[&str] = &[
     "ta-single-issuer-pin",
     "tlsa-dropped-everywhere",
     "starttls-not-offered",
+    "mx-cname-secure",
+    "good-210-root-key-not-sent",
 ];
 
 fn root() -> PathBuf {

@@ -76,6 +76,12 @@ s_good_cname() { # MX -> mx (CNAME) -> real; TLSA at the expanded name (RFC 7672
   tlsa real "$(ee)" "$(ta)"
   finish
 }
+s_good_tlsa_cname() { # the TLSA name is an alias to a record set the operator keeps once for many hosts
+  std good-tlsa-cname.example "knot a" 24
+  rr "_25._tcp.mx CNAME _dane.pool"
+  rr "_dane.pool TLSA $(ee)" "_dane.pool TLSA $(ta)"
+  finish
+}
 s_good_rollover() { # current + next key published before the swap (RFC 7671 8.1)
   std good-rollover.example "knot a" 18
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C.next.key" 2>/dev/null

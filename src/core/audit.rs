@@ -62,6 +62,10 @@ pub struct RrsetView {
     /// Failure kind or extended DNS error, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The CNAME hops the answer came through, each "target (status)": an
+    /// alias changes where the records live and whose signatures count.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

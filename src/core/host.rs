@@ -64,6 +64,11 @@ pub fn rrset_view(m: &LookupMeta) -> RrsetView {
         ttl: m.ttl,
         ad: m.witness.as_ref().map(|w| w.ad),
         note,
+        via: m
+            .cnames
+            .iter()
+            .map(|c| format!("{} ({})", c.target, c.dnssec.as_str()))
+            .collect(),
     }
 }
 

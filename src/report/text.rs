@@ -212,7 +212,11 @@ fn rrset(v: &RrsetView) -> String {
         Outcome::NxDomain => "name does not exist",
         Outcome::Failed => "lookup failed",
     };
-    let mut s = format!("{}  {outcome}, {}", v.qname, v.dnssec.as_str());
+    let mut s = v.qname.clone();
+    for hop in &v.via {
+        s.push_str(&format!(" -> CNAME {hop}"));
+    }
+    s.push_str(&format!("  {outcome}, {}", v.dnssec.as_str()));
     if let Some(t) = v.ttl {
         s.push_str(&format!(", TTL {t}"));
     }
