@@ -13,4 +13,5 @@ pub mod fuzz;
 pub mod input;
 pub mod report;
 pub mod scan;
+pub mod skip;
 pub mod smtp;

@@ -308,3 +308,28 @@ fn ctrl_c_exits_130_with_whole_records_and_resume_finishes() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(records(&out).len(), n);
 }
+
+/// A skip-listed nameserver address is never asked: the IPv6 server that
+/// drops TLSA queries no longer shows up as `ns-drops-tlsa` once listed.
+#[test]
+fn skip_listed_nameserver_is_not_asked() {
+    let Some(bed) = Testbed::get() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "dns-tlsa-drop-v6.example\n").unwrap();
+    let drop6 = bed.var("NS_DROP6").split(',').nth(1).unwrap().to_string();
+    let skip = dir.path().join("skip.txt");
+    std::fs::write(&skip, format!("# this server asked us not to\n{drop6}\n")).unwrap();
+    let run = |extra: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        let o = scan_cmd(bed, &list, &out, extra).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        records(&out).into_values().next().unwrap()
+    };
+    let plain = run(&[], "plain.ndjson");
+    assert!(codes(&plain).contains("ns-drops-tlsa"), "{plain}");
+    let skip_arg = skip.to_str().unwrap();
+    let skipped = run(&["--skip", skip_arg], "skipped.ndjson");
+    assert_eq!(skipped["verdict"], "pass", "{skipped}");
+    assert!(!codes(&skipped).contains("ns-drops-tlsa"), "{skipped}");
+}

@@ -11,12 +11,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::dns::{DnsCollector, DnsSetupError};
+use crate::dns::{DnsCollector, DnsConfig, DnsSetupError};
 use crate::report::{self, Format, OUTPUT_SCHEMA_VERSION, RunInfo, TOOL};
 use crate::scan::engine::EngineStats;
-use crate::scan::limits::SkipList;
 use crate::scan::resume::{self, DoneLines, Sidecar};
 use crate::scan::{CacheSizes, Counts, Engine, EngineConfig, EvalSpec, Job, Shard, Tally};
+use crate::skip::SkipList;
 
 use super::exit::{CliError, Exit};
 use super::net_args::NetArgs;
@@ -248,7 +248,11 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     };
     let input = open_input(&args.input)?;
     let cache = args.dns_cache.max(16);
-    let dns = DnsCollector::with_cache_sizes(args.net.dns_config()?, cache, cache)
+    let dns_cfg = DnsConfig {
+        skip: Arc::new(skip.clone()),
+        ..args.net.dns_config()?
+    };
+    let dns = DnsCollector::with_cache_sizes(dns_cfg, cache, cache)
         .await
         .map_err(|e| match e {
             DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),

@@ -186,6 +186,8 @@ pub enum FailureKind {
     Network,
     /// The answer could not be parsed or was implausibly large.
     Malformed,
+    /// Not asked: the address is on the scan's skip list.
+    Skipped,
     Other,
 }
 
@@ -199,6 +201,7 @@ impl FailureKind {
             FailureKind::FormErr => "FORMERR",
             FailureKind::Network => "network error",
             FailureKind::Malformed => "malformed answer",
+            FailureKind::Skipped => "not asked (skip list)",
             FailureKind::Other => "error",
         }
     }
@@ -344,6 +347,14 @@ pub struct NsProbe {
     pub tlsa: NsAnswer,
     #[serde(default)]
     pub soa_serial: Option<u32>,
+}
+
+impl NsProbe {
+    /// Whether the server was asked at all (a skip-listed one is not, and
+    /// says nothing about the zone).
+    pub fn asked(&self) -> bool {
+        self.control.failure.as_ref().map(|f| f.kind) != Some(FailureKind::Skipped)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -25,6 +25,8 @@ fn failure_kind(a: &NsAnswer) -> Option<FailureKind> {
 
 /// Findings about each server address for one TLSA name.
 pub fn findings(host: &str, probes: &[NsProbe]) -> Vec<Finding> {
+    let probes: Vec<NsProbe> = probes.iter().filter(|p| p.asked()).cloned().collect();
+    let probes = probes.as_slice();
     // When every server's denial is bogus the zone itself is broken, which
     // `tlsa-denial-bogus` says; per-server blame is for the odd one out.
     let denials: Vec<DnssecStatus> = probes.iter().filter_map(|p| p.tlsa.denial).collect();
@@ -174,6 +176,15 @@ mod tests {
             let p = probe("192.0.2.53", control, t, Some(1));
             assert_eq!(codes(&findings("mx.example", &[p])), want);
         }
+        // Not asked (skip list): neither unreachable nor out of sync.
+        let skipped = probe(
+            "192.0.2.55",
+            fail(FailureKind::Skipped),
+            fail(FailureKind::Skipped),
+            None,
+        );
+        let asked = probe("192.0.2.53", ok(), tlsa(), Some(7));
+        assert!(findings("mx.example", &[skipped, asked]).is_empty());
         let mut bogus = ans(Outcome::NxDomain, None, &[]);
         bogus.denial = Some(DnssecStatus::Bogus);
         let p = probe("192.0.2.53", ok(), bogus.clone(), Some(1));

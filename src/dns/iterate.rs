@@ -71,6 +71,7 @@ use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use super::transport::{self, Flags, failure};
 use super::upstream::rcode_str;
 use crate::core::evidence::{Failure, FailureKind, Families};
+use crate::skip::SkipList;
 
 /// Referrals followed for one question.
 pub const MAX_REFERRALS: usize = 24;
@@ -213,6 +214,8 @@ pub struct IterConfig {
     pub attempts: usize,
     /// Bound of the delegation and server caches (entries).
     pub cache_entries: usize,
+    /// Server addresses never asked (the scan's skip list).
+    pub skip: Arc<SkipList>,
 }
 
 impl Default for IterConfig {
@@ -224,6 +227,7 @@ impl Default for IterConfig {
             timeout: Duration::from_secs(3),
             attempts: 2,
             cache_entries: 100_000,
+            skip: Arc::default(),
         }
     }
 }
@@ -681,8 +685,9 @@ impl IterResolver {
         };
         let order = self.order(&deleg.addrs, &name);
         if order.is_empty() {
-            let text =
-                format!("no address of the servers of {zone} usable over the allowed families");
+            let text = format!(
+                "no address of the servers of {zone} usable over the allowed families and outside the skip list"
+            );
             return StepOut::Final(Arc::new(servfail(
                 &name,
                 qtype,
@@ -771,7 +776,9 @@ impl IterResolver {
         let mut down: Vec<IpAddr> = Vec::new();
         {
             let mut servers = lock(&self.servers);
-            for ip in addrs.iter().filter(|ip| family_ok(self.cfg.families, ip)) {
+            let usable =
+                |ip: &&IpAddr| family_ok(self.cfg.families, ip) && !self.cfg.skip.address(**ip);
+            for ip in addrs.iter().filter(usable) {
                 let st = servers.get(ip).unwrap_or_default();
                 if avoid.contains(ip) || st.down_until.is_some_and(|t| t > now) {
                     down.push(*ip);

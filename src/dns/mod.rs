@@ -42,6 +42,8 @@ use crate::core::evidence::{
 };
 use upstream::{Net, Upstream};
 
+use crate::skip::SkipList;
+
 /// Answers kept per run (by name, type and flags); the oldest go first.
 pub const CACHE_ENTRIES: usize = 200_000;
 /// Validated RRsets kept by hickory's validator.
@@ -90,6 +92,9 @@ pub struct DnsConfig {
     pub witness: bool,
     /// Through recursive resolvers, or iteratively from the root.
     pub mode: Resolution,
+    /// Authoritative server addresses never asked (the scan's skip list):
+    /// no per-server check, and no iterative query.
+    pub skip: Arc<SkipList>,
 }
 
 impl Default for DnsConfig {
@@ -103,6 +108,7 @@ impl Default for DnsConfig {
             nameserver_checks: true,
             witness: true,
             mode: Resolution::Recursive,
+            skip: Arc::default(),
         }
     }
 }
@@ -195,6 +201,7 @@ impl DnsCollector {
                 timeout: cfg.timeout,
                 attempts: cfg.attempts,
                 cache_entries: answers,
+                skip: Arc::clone(&cfg.skip),
             });
             if it.roots().is_empty() {
                 return Err(DnsSetupError::RootHints(

@@ -15,9 +15,11 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use super::convert::{self, show};
 use super::lookup::denial_status;
 use super::transport::EDNS_PAYLOAD;
+use super::transport::failure;
 use super::upstream::{Fetched, Pinned, pinned, rcode_kind, rcode_str, traced};
 use super::{DnsCollector, family_ok, now};
 use crate::core::dnssec::DnssecStatus;
+use crate::core::evidence::FailureKind;
 use crate::core::evidence::{Failure, NsAnswer, NsProbe, Outcome, ZoneSignatures};
 
 /// Most server addresses probed per zone (a zone with 13 NS names × 2 families is 26).
@@ -215,12 +217,41 @@ pub async fn probe_servers(c: &DnsCollector, qname: &Name) -> Vec<NsProbe> {
         .flat_map(|(ns, ips)| ips.into_iter().map(move |ip| (ns.clone(), ip)))
         .take(MAX_SERVERS)
         .collect();
-    join_all(
-        targets
-            .iter()
-            .map(|(ns, ip)| probe_one(c, &zone, ns, *ip, qname)),
-    )
+    let zone = &zone;
+    join_all(targets.iter().map(|(ns, ip)| async move {
+        if c.inner.cfg.skip.address(*ip) {
+            not_asked(zone, ns, *ip, qname)
+        } else {
+            probe_one(c, zone, ns, *ip, qname).await
+        }
+    }))
     .await
+}
+
+/// A skip-listed server address: recorded, so the report says it was not
+/// checked, but never sent a packet.
+fn not_asked(zone: &Name, ns: &Name, ip: IpAddr, qname: &Name) -> NsProbe {
+    let skipped = NsAnswer {
+        outcome: Outcome::Failed,
+        failure: Some(failure(
+            FailureKind::Skipped,
+            "the address is on the skip list",
+        )),
+        authoritative: false,
+        records: Vec::new(),
+        denial: None,
+        ttl: None,
+        elapsed_ms: 0,
+    };
+    NsProbe {
+        zone: show(zone),
+        server: show(ns),
+        address: ip,
+        qname: show(qname),
+        control: skipped.clone(),
+        tlsa: skipped,
+        soa_serial: None,
+    }
 }
 
 async fn probe_one(c: &DnsCollector, zone: &Name, ns: &Name, ip: IpAddr, qname: &Name) -> NsProbe {

@@ -19,7 +19,8 @@ use crate::dns::DnsCollector;
 use crate::smtp::SmtpProber;
 
 use super::cache::{CacheStats, SharedCache};
-use super::limits::{PerAddressRate, RateLimiter, SkipList};
+use super::limits::{PerAddressRate, RateLimiter};
+use crate::skip::SkipList;
 
 /// How long shared results are reused within a run, at most. DNS evidence
 /// is kept no longer than its smallest TTL (and at least [`MIN_REUSE`]).

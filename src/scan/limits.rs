@@ -1,7 +1,6 @@
-//! Politeness: rate limits (global, per destination address) and the skip
-//! list of domains and addresses that are never contacted.
+//! Politeness: rate limits, global and per destination address.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -72,130 +71,9 @@ impl PerAddressRate {
     }
 }
 
-/// Domains (with everything under them) and addresses or prefixes never
-/// contacted. A listed domain is not looked up at all and gets an error row;
-/// a listed MX host name or address is not connected to (its probe is
-/// recorded as not made, so the domain reads `incomplete`).
-#[derive(Debug, Default, Clone)]
-pub struct SkipList {
-    domains: HashSet<String>,
-    nets: Vec<(IpAddr, u8)>,
-}
-
-impl SkipList {
-    /// One entry per line: a domain, an address, or a CIDR prefix; `#` comments.
-    pub fn parse(text: &str) -> Result<SkipList, String> {
-        let mut s = SkipList::default();
-        for (i, line) in text.lines().enumerate() {
-            let entry = line.split('#').next().unwrap_or("").trim();
-            if entry.is_empty() {
-                continue;
-            }
-            let bad = |why: String| format!("line {}: {entry:?}: {why}", i + 1);
-            if let Some((addr, len)) = entry.split_once('/') {
-                let ip: IpAddr = addr
-                    .parse()
-                    .map_err(|_| bad("not an address prefix".into()))?;
-                let max = if ip.is_ipv4() { 32 } else { 128 };
-                let len: u8 = len
-                    .parse()
-                    .ok()
-                    .filter(|l| *l <= max)
-                    .ok_or_else(|| bad(format!("prefix length must be 0..{max}")))?;
-                s.nets.push((ip, len));
-            } else if let Ok(ip) = entry.trim_matches(['[', ']']).parse::<IpAddr>() {
-                s.nets.push((ip, if ip.is_ipv4() { 32 } else { 128 }));
-            } else {
-                let d = crate::input::normalize_domain(entry).map_err(|e| bad(e.to_string()))?;
-                s.domains.insert(d);
-            }
-        }
-        Ok(s)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.domains.is_empty() && self.nets.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.domains.len() + self.nets.len()
-    }
-
-    /// The listed entry that covers `name` (the name itself or a parent).
-    pub fn domain(&self, name: &str) -> Option<&str> {
-        if self.domains.is_empty() {
-            return None;
-        }
-        let name = name.trim_end_matches('.');
-        let mut rest = name;
-        loop {
-            if let Some(d) = self.domains.get(rest) {
-                return Some(d);
-            }
-            match rest.split_once('.') {
-                Some((_, parent)) => rest = parent,
-                None => return None,
-            }
-        }
-    }
-
-    pub fn address(&self, ip: IpAddr) -> bool {
-        self.nets.iter().any(|(net, len)| in_prefix(ip, *net, *len))
-    }
-}
-
-fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn skip_list_domains_and_prefixes() {
-        let s = SkipList::parse(
-            "# opt-out\nOptOut.example.\n192.0.2.0/28\n2001:db8:1::/48  # hoster\n198.51.100.7\n",
-        )
-        .unwrap();
-        assert_eq!(s.len(), 4);
-        assert_eq!(s.domain("optout.example"), Some("optout.example"));
-        assert_eq!(s.domain("mx.optout.example"), Some("optout.example"));
-        assert_eq!(s.domain("notoptout.example"), None);
-        assert_eq!(s.domain("example"), None);
-        assert!(s.address("192.0.2.15".parse().unwrap()));
-        assert!(!s.address("192.0.2.16".parse().unwrap()));
-        assert!(s.address("2001:db8:1:ff::25".parse().unwrap()));
-        assert!(!s.address("2001:db8:2::25".parse().unwrap()));
-        assert!(s.address("198.51.100.7".parse().unwrap()));
-        assert!(!s.address("198.51.100.8".parse().unwrap()));
-        let e = SkipList::parse("ok.example\n10.0.0.0/33\n").unwrap_err();
-        assert!(e.starts_with("line 2:"), "{e}");
-        assert!(SkipList::parse("https://x.example/").is_err());
-        assert!(
-            SkipList::parse("0.0.0.0/0")
-                .unwrap()
-                .address("8.8.8.8".parse().unwrap())
-        );
-    }
 
     #[tokio::test]
     async fn rates_space_permits_evenly() {

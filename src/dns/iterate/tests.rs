@@ -175,6 +175,10 @@ fn under(name: &Name, zone: &str) -> bool {
 }
 
 fn resolver(port: u16, roots: &[&str]) -> Arc<IterResolver> {
+    resolver_skipping(port, roots, "")
+}
+
+fn resolver_skipping(port: u16, roots: &[&str], skip: &str) -> Arc<IterResolver> {
     IterResolver::new(IterConfig {
         roots: roots.iter().map(|s| s.parse().unwrap()).collect(),
         port,
@@ -185,6 +189,7 @@ fn resolver(port: u16, roots: &[&str]) -> Arc<IterResolver> {
         timeout: Duration::from_millis(300),
         attempts: 2,
         cache_entries: 1000,
+        skip: Arc::new(SkipList::parse(skip).unwrap()),
     })
 }
 
@@ -430,6 +435,48 @@ async fn dead_servers_are_skipped_and_remembered() {
         "{} queries to the dead server",
         dead.count()
     );
+}
+
+/// A skip-listed server gets no packet: the zone's other server answers,
+/// and a zone whose every server is listed fails without a query.
+#[tokio::test]
+async fn skip_listed_servers_are_never_asked() {
+    let port = free_port();
+    serve(
+        "127.0.0.2",
+        port,
+        Arc::new(|q, _| {
+            if under(q, "test.") {
+                referral(
+                    "test.",
+                    &[
+                        ("ns1.test.", Some("127.0.0.5")),
+                        ("ns2.test.", Some("127.0.0.6")),
+                    ],
+                )
+            } else if under(q, "opt.") {
+                referral("opt.", &[("ns.opt.", Some("127.0.0.5"))])
+            } else {
+                negative(".", true)
+            }
+        }),
+    )
+    .await;
+    let answers = |q: &Name, _| answer(vec![a(&q.to_ascii(), "192.0.2.9")]);
+    let listed = serve("127.0.0.5", port, Arc::new(answers)).await;
+    let other = serve("127.0.0.6", port, Arc::new(answers)).await;
+    let it = resolver_skipping(port, &["127.0.0.2"], "127.0.0.5\n");
+    for i in 0..4 {
+        let r = it
+            .query(&n(&format!("h{i}.test.")), RecordType::A)
+            .await
+            .unwrap();
+        assert_eq!(addrs_of(&r), vec!["192.0.2.9"]);
+    }
+    let r = it.query(&n("h.opt."), RecordType::A).await.unwrap();
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(listed.count(), 0, "a skip-listed server was asked");
+    assert_eq!(other.count(), 4);
 }
 
 /// Every server silent: a timeout failure naming the zone; every server
