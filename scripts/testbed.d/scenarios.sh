@@ -82,6 +82,16 @@ s_good_tlsa_cname() { # the TLSA name is an alias to a record set the operator k
   rr "_dane.pool TLSA $(ee)" "_dane.pool TLSA $(ta)"
   finish
 }
+s_good_tlsa_wildcard() { # *._tcp.mx covers ports 25, 465, 587: the answer is a wildcard expansion (NSEC proof)
+  std good-tlsa-wildcard.example "knot a" 25
+  rr "*._tcp.mx TLSA $(ee)" "*._tcp.mx TLSA $(ta)"
+  finish
+}
+s_good_tlsa_wildcard_nsec3() { # the same under NSEC3 (closest encloser and next closer name proofs)
+  std good-tlsa-wildcard-nsec3.example "a b" 26
+  rr "*._tcp.mx TLSA $(ee)" "*._tcp.mx TLSA $(ta)"
+  NSEC3=1 finish
+}
 s_good_rollover() { # current + next key published before the swap (RFC 7671 8.1)
   std good-rollover.example "knot a" 18
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C.next.key" 2>/dev/null
@@ -182,6 +192,13 @@ s_dns_tlsa_denial_bogus() { # no TLSA; the NSEC covering _25._tcp.mx is edited
   std dns-tlsa-denial-bogus.example "a b" 41 v6
   sign
   tamper "$Z/$ZN.signed" "^mx\.$D\.[[:space:]].*IN[[:space:]]+NSEC[[:space:]]" "s/NSEC([[:space:]]+)[^[:space:]]+/NSEC\1zz.$D./"
+  publish
+}
+s_dns_tlsa_wildcard_bogus() { # wildcard TLSA; the wildcard's NSEC (the proof that _25._tcp.mx is absent) is edited
+  std dns-tlsa-wildcard-bogus.example "a b" 27
+  rr "*._tcp.mx TLSA $(ee)" "*._tcp.mx TLSA $(ta)"
+  sign
+  tamper "$Z/$ZN.signed" "^\*\._tcp\.mx\.$D\.[[:space:]].*IN[[:space:]]+NSEC[[:space:]]" "s/NSEC([[:space:]]+)[^[:space:]]+/NSEC\1zz.$D./"
   publish
 }
 s_dns_tlsa_denial_bogus_nsec3() { # NSEC3 zone, no TLSA; every NSEC3 edited (mx has A+AAAA)

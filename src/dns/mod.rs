@@ -24,6 +24,7 @@ mod lookup;
 mod nameservers;
 mod transport;
 mod upstream;
+mod wildcard;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
