@@ -92,6 +92,14 @@ s_good_tlsa_wildcard_nsec3() { # the same under NSEC3 (closest encloser and next
   rr "*._tcp.mx TLSA $(ee)" "*._tcp.mx TLSA $(ta)"
   NSEC3=1 finish
 }
+s_dns_wildcard_host() { # the MX host's address comes from *.pool; TLSA at _25._tcp.mx1.pool is a wildcard NODATA
+  D=dns-wildcard-host.example H=mx1.pool.dns-wildcard-host.example
+  zone "$D" "knot a"
+  rr "@ MX 10 mx1.pool" "*.pool A $(v4 28)"
+  hostcert "$H"
+  pf "$(v4 28)" "$H" "$PKI/$H.rsa.pem"
+  finish
+}
 s_good_rollover() { # current + next key published before the swap (RFC 7671 8.1)
   std good-rollover.example "knot a" 18
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C.next.key" 2>/dev/null
