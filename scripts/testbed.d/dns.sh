@@ -58,10 +58,10 @@ sign() {
   local kd=$K/$ZN in=${IN:-$ZF} out=${OUT:-$Z/$ZN.signed} n3=()
   if [ ! -d "$kd" ]; then
     mkdir -p "$kd"
-    dnssec-keygen -q -K "$kd" -a ECDSAP256SHA256 -f KSK "$ZN." >/dev/null || die "dnssec-keygen $ZN"
-    dnssec-keygen -q -K "$kd" -a ECDSAP256SHA256 "$ZN." >/dev/null || die "dnssec-keygen $ZN"
+    dnssec-keygen -q -K "$kd" -a "${ALG:-ECDSAP256SHA256}" -f KSK "$ZN." >/dev/null || die "dnssec-keygen $ZN"
+    dnssec-keygen -q -K "$kd" -a "${ALG:-ECDSAP256SHA256}" "$ZN." >/dev/null || die "dnssec-keygen $ZN"
   fi
-  [ -n "${NSEC3:-}" ] && n3=(-3 - -H 0)
+  [ -n "${NSEC3:-}" ] && n3=(-3 "${N3SALT:--}" -H "${N3ITER:-0}")
   dnssec-signzone -q -O full -S -K "$kd" -d "$kd" "${n3[@]}" "$@" -o "$ZN." -f "$out" "$in" >/dev/null 2>"$kd/sign.log" ||
     { cat "$kd/sign.log" >&2; die "dnssec-signzone $ZN failed"; }
   if [ -f "$FRAG/$ZN.deleg" ] && ! grep -q ' DS ' "$FRAG/$ZN.deleg"; then

@@ -123,6 +123,17 @@ s_good_x509v1() { # self-signed X.509 v1 leaf (no extensions), DANE-EE
 }
 s_good_nsec3() { std good-nsec3.example "a b" 22; tlsa mx "$(ee)" "$(ta)"; NSEC3=1 finish; }
 
+s_good_rsa_zone() { # a legacy signing setup still common: RSASHA256 keys, NSEC3 with a salt and 10 iterations
+  std good-rsa-zone.example "a b" 29
+  tlsa mx "$(ee)" "$(ta)"
+  ALG=RSASHA256 NSEC3=1 N3SALT=aabbccdd N3ITER=10 finish
+}
+s_good_ed25519_zone() { # zone signed with Ed25519 (algorithm 15, RFC 8080)
+  std good-ed25519-zone.example "knot a" 51
+  tlsa mx "$(ee)" "$(ta)"
+  ALG=ED25519 finish
+}
+
 # =============================== DNS and DNSSEC =====================================
 s_dns_unsigned() { std dns-unsigned.example "knot a" 30; publish; } # no DS, no RRSIG
 s_dns_mx_bogus() {
