@@ -23,7 +23,7 @@ has() { [[ ";$CODES;" == *";$1;"* ]]; }
 expect_pf() {
   if has null-mx; then echo no-mail
   elif has domain-nxdomain; then echo nxdomain
-  elif has mx-bogus || has mx-lookup-failed || has host-lookup-failed; then echo dns-failure
+  elif has mx-bogus || has mx-lookup-failed || has host-lookup-failed || has host-no-address; then echo dns-failure
   elif has dnssec-witness-disagree; then echo Untrusted # Unbound (NTA) calls it insecure
   elif has mx-insecure-host-tlsa; then echo Trusted # Postfix: "MX RRset insecure: log verified as trusted"
   elif has mx-insecure || has host-address-insecure || has tlsa-insecure; then echo Untrusted
@@ -48,7 +48,7 @@ expect_pf() {
 expect_ossl() {
   if has null-mx || has domain-nxdomain || has mx-bogus || has mx-lookup-failed || has host-address-bogus ||
     has host-lookup-failed || has tlsa-bogus || has tlsa-denial-bogus || has tlsa-lookup-failed ||
-    has dnssec-witness-disagree; then echo n/a
+    has dnssec-witness-disagree || has host-no-address; then echo n/a
   elif has mx-insecure-host-tlsa; then echo match # the host is fine; the domain is not DANE
   elif [ "$VERDICT" = not-dane ]; then echo n/a
   elif [ "$VERDICT" = partial ]; then echo match+n/a

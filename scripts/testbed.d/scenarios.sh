@@ -100,6 +100,15 @@ s_dns_wildcard_host() { # the MX host's address comes from *.pool; TLSA at _25._
   pf "$(v4 28)" "$H" "$PKI/$H.rsa.pem"
   finish
 }
+s_dns_wildcard_host_shadowed() { # the TLSA at _25._tcp.mx1.pool makes mx1.pool an empty non-terminal: *.pool no longer gives it an address
+  D=dns-wildcard-host-shadowed.example H=mx1.pool.dns-wildcard-host-shadowed.example
+  zone "$D" "knot a"
+  rr "@ MX 10 mx1.pool" "*.pool A $(v4 54)"
+  hostcert "$H"
+  pf "$(v4 54)" "$H" "$PKI/$H.rsa.pem"
+  tlsa mx1.pool "3 1 1 $(spki256 "$PKI/$H.rsa.crt")"
+  finish
+}
 s_good_rollover() { # current + next key published before the swap (RFC 7671 8.1)
   std good-rollover.example "knot a" 18
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C.next.key" 2>/dev/null

@@ -74,6 +74,7 @@ pub fn entry(code: Code) -> &'static Entry {
         Code::HostAddressBogus => &HOST_ADDRESS_BOGUS,
         Code::HostDenialBogus => &HOST_DENIAL_BOGUS,
         Code::HostLookupFailed => &HOST_LOOKUP_FAILED,
+        Code::HostNoAddress => &HOST_NO_ADDRESS,
         Code::TlsaAbsent => &TLSA_ABSENT,
         Code::TlsaInsecure => &TLSA_INSECURE,
         Code::TlsaBogus => &TLSA_BOGUS,
@@ -219,6 +220,15 @@ static HOST_LOOKUP_FAILED: Entry = e(
      Nothing about DANE for this host can be determined until the lookup works.",
 )
 .undetermined();
+static HOST_NO_ADDRESS: Entry = e(
+    Error,
+    "the MX host has no address: its zone has no A and no AAAA record for it",
+    "Publish A and/or AAAA records for the host, or point the MX record at a host that has them. If the address came from a wildcard, note that a record below the name (such as its TLSA at _25._tcp.<host>) makes the name exist as an empty non-terminal, which the wildcard no longer matches: give the host explicit address records.",
+    "RFC 5321 §5.1, RFC 4592 §2.2.2",
+    "A sender skips an MX host without addresses, so no mail reaches it; when it is the \
+     only MX host the domain receives no mail at all. A common cause is a host whose \
+     address came from a wildcard until another record was published below its name.",
+);
 static TLSA_ABSENT: Entry = e(
     Info,
     "no TLSA records for this host (securely denied): DANE is not used for it",

@@ -88,6 +88,7 @@ codes! {
     HostAddressBogus => "host-address-bogus",
     HostDenialBogus => "host-denial-bogus",
     HostLookupFailed => "host-lookup-failed",
+    HostNoAddress => "host-no-address",
     TlsaAbsent => "tlsa-absent",
     TlsaInsecure => "tlsa-insecure",
     TlsaBogus => "tlsa-bogus",

@@ -110,6 +110,22 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
             .into_iter()
             .filter(|f| cx.mx_secure || f.code != Code::HostAddressInsecure),
     );
+    if v4 == FamilyState::Absent && v6 == FamilyState::Absent {
+        findings.push(
+            Finding::new(Code::HostNoAddress, name)
+                .msg(format!(
+                    "{name} has no A and no AAAA record ({}): senders cannot connect to it",
+                    if h.a.meta.dnssec == DnssecStatus::Secure
+                        && h.aaaa.meta.dnssec == DnssecStatus::Secure
+                    {
+                        "proven by DNSSEC"
+                    } else {
+                        "not signed"
+                    }
+                ))
+                .at_host(name),
+        );
+    }
     let any_secure = v4 == FamilyState::Secure || v6 == FamilyState::Secure;
     let tlsa_state = tlsa_state(cx, h, any_secure, &mut findings);
     let undetermined = tlsa_state == TlsaState::Unknown
@@ -540,6 +556,9 @@ fn host_verdict(
         f.undetermined() && matches!(f.code, Code::HostLookupFailed | Code::TlsaLookupFailed)
     }) {
         return (Verdict::NotTested, Some(f.message.clone()));
+    }
+    if let Some(f) = findings.iter().find(|f| f.code == Code::HostNoAddress) {
+        return (Verdict::Fail, Some(f.message.clone()));
     }
     if !dane {
         let why = match tlsa {

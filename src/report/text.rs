@@ -110,10 +110,17 @@ impl<'w> TextSink<'w> {
         writeln!(self.out, "    AAAA    {}", rrset(&h.aaaa))?;
         match &h.tlsa {
             Some(t) => writeln!(self.out, "    TLSA    {}", rrset(t))?,
-            None => writeln!(
-                self.out,
-                "    TLSA    not looked up (the host's addresses are not secure)"
-            )?,
+            None => {
+                let no_address = [&h.a, &h.aaaa]
+                    .iter()
+                    .all(|l| matches!(l.outcome, Outcome::NoData | Outcome::NxDomain));
+                let why = if no_address {
+                    "the host has no address"
+                } else {
+                    "the host's addresses are not secure"
+                };
+                writeln!(self.out, "    TLSA    not looked up ({why})")?
+            }
         }
         for r in &h.records {
             let state = match (r.usable, r.matched, r.tested) {
