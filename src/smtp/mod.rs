@@ -462,11 +462,37 @@ fn read_error(phase: SmtpPhase, e: ReadError) -> SmtpFailure {
     fail(phase, kind, e.to_string())
 }
 
+/// The alerts a server sends when it shares no version or suite with us.
+fn no_common_parameters(a: rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        a,
+        A::HandshakeFailure | A::ProtocolVersion | A::InsufficientSecurity
+    )
+}
+
+/// What such an alert means in plain words: the server's fault or this
+/// tool's limits (rustls speaks no CBC and no RSA key exchange).
+fn no_common_why(a: rustls::AlertDescription) -> &'static str {
+    if a == rustls::AlertDescription::ProtocolVersion {
+        "the server accepts neither TLS 1.3 nor TLS 1.2 (it may allow only TLS 1.0/1.1, \
+         which RFC 8996 retires)"
+    } else {
+        "the server accepts none of the cipher suites offered (TLS 1.3, or TLS 1.2 with \
+         ECDHE and AES-GCM or ChaCha20-Poly1305); it may allow only legacy CBC or RSA \
+         key-exchange suites, which this tool cannot speak and some OpenSSL-based senders \
+         still use"
+    }
+}
+
 fn handshake_error(e: &io::Error) -> SmtpFailure {
     let tls_error = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     let (kind, detail) = match tls_error {
+        Some(t @ rustls::Error::AlertReceived(a)) if no_common_parameters(*a) => {
+            (SmtpFailureKind::Tls, format!("{t}: {}", no_common_why(*a)))
+        }
         Some(t) => (SmtpFailureKind::Tls, t.to_string()),
         None if is_hangup(e) => (
             SmtpFailureKind::Closed,
@@ -531,6 +557,7 @@ mod tests {
         let f = handshake_error(&alert);
         assert_eq!(f.kind, SmtpFailureKind::Tls);
         assert!(f.detail.contains("HandshakeFailure"), "{}", f.detail);
+        assert!(f.detail.contains("cipher suites offered"), "{}", f.detail);
         let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof");
         assert_eq!(handshake_error(&eof).kind, SmtpFailureKind::Closed);
     }
