@@ -114,7 +114,12 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
         findings.push(
             Finding::new(Code::HostNoAddress, name)
                 .msg(format!(
-                    "{name} has no A and no AAAA record ({}): senders cannot connect to it",
+                    "{name} {} ({}): senders cannot connect to it",
+                    if h.a.meta.outcome == Outcome::NxDomain {
+                        "does not exist"
+                    } else {
+                        "has no A and no AAAA record"
+                    },
                     if h.a.meta.dnssec == DnssecStatus::Secure
                         && h.aaaa.meta.dnssec == DnssecStatus::Secure
                     {
