@@ -328,7 +328,8 @@ fn coverage_findings(
     }
 }
 
-fn dedupe_and_sort(findings: Vec<Finding>) -> Vec<Finding> {
+/// Drops repeats (same code, subject and message), most severe first.
+pub(super) fn dedupe_and_sort(findings: Vec<Finding>) -> Vec<Finding> {
     let mut seen = std::collections::HashSet::new();
     let mut out: Vec<Finding> = findings
         .into_iter()

@@ -25,8 +25,7 @@ fn failure_kind(a: &NsAnswer) -> Option<FailureKind> {
 
 /// Findings about each server address for one TLSA name.
 pub fn findings(host: &str, probes: &[NsProbe]) -> Vec<Finding> {
-    let probes: Vec<NsProbe> = probes.iter().filter(|p| p.asked()).cloned().collect();
-    let probes = probes.as_slice();
+    let probes: Vec<&NsProbe> = probes.iter().filter(|p| p.asked()).collect();
     // When every server's denial is bogus the zone itself is broken, which
     // `tlsa-denial-bogus` says; per-server blame is for the odd one out.
     let denials: Vec<DnssecStatus> = probes.iter().filter_map(|p| p.tlsa.denial).collect();
@@ -36,7 +35,7 @@ pub fn findings(host: &str, probes: &[NsProbe]) -> Vec<Finding> {
         .filter_map(|p| per_server(host, p))
         .filter(|f| !(all_bogus && f.code == Code::NsDenialBogus))
         .collect();
-    out.extend(sync_findings(host, probes));
+    out.extend(sync_findings(host, &probes));
     out
 }
 
@@ -77,7 +76,7 @@ fn per_server(host: &str, p: &NsProbe) -> Option<Finding> {
     Some(f.at_host(host))
 }
 
-fn sync_findings(host: &str, probes: &[NsProbe]) -> Option<Finding> {
+fn sync_findings(host: &str, probes: &[&NsProbe]) -> Option<Finding> {
     let zone = probes.first()?.zone.trim_end_matches('.').to_string();
     let serials: BTreeSet<u32> = probes.iter().filter_map(|p| p.soa_serial).collect();
     let tlsa_sets: BTreeSet<Vec<String>> = probes

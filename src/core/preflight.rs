@@ -921,16 +921,12 @@ fn dedupe(findings: Vec<Finding>) -> Vec<Finding> {
         .filter(|f| f.code != Code::TlsaStale && f.subject.contains(" TLSA "))
         .map(|f| f.subject.clone())
         .collect();
-    let findings = findings
-        .into_iter()
-        .filter(|f| !(f.code == Code::TlsaStale && diagnosed.contains(&f.subject)));
-    let mut seen = BTreeSet::new();
-    let mut out: Vec<Finding> = findings
-        .into_iter()
-        .filter(|f| seen.insert((f.code, f.subject.clone(), f.message.clone())))
-        .collect();
-    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    out
+    super::evaluate::dedupe_and_sort(
+        findings
+            .into_iter()
+            .filter(|f| !(f.code == Code::TlsaStale && diagnosed.contains(&f.subject)))
+            .collect(),
+    )
 }
 
 /// `check`'s findings for the RRset under test, minus what preflight
