@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Output;
 
-use support::{Testbed, scenarios};
+use support::{TIMEOUTS, Testbed, scenarios};
 
 /// Codes that need a recursive resolver and cannot arise iteratively.
 const RESOLVER_ONLY: &[&str] = &["dnssec-witness-disagree"];
@@ -41,14 +41,7 @@ fn check(bed: &Testbed, mode: &[&str], domains: &[String], extra: &[&str]) -> Ou
         .args(domains)
         .args(mode)
         .args(["--trust-anchor", bed.trust_anchor()])
-        .args([
-            "--dns-timeout",
-            "2",
-            "--connect-timeout",
-            "5",
-            "--smtp-timeout",
-            "5",
-        ])
+        .args(TIMEOUTS)
         .args([
             "--format",
             "json",
@@ -230,8 +223,7 @@ fn scan_iteratively_gives_the_expected_verdicts() {
         .arg(&out)
         .args(["--quiet", "--iterative", "--root-hints", &hints])
         .args(["--trust-anchor", bed.trust_anchor()])
-        .args(["--dns-timeout", "2", "--connect-timeout", "5"])
-        .args(["--smtp-timeout", "5"]);
+        .args(TIMEOUTS);
     let run = c.output().unwrap();
     assert!(
         run.status.code().is_some_and(|c| c != 2),
@@ -284,8 +276,8 @@ fn ds_trust_anchor_is_fetched_iteratively() {
         .args(&domains)
         .args(["--iterative", "--root-hints", &hints])
         .args(["--trust-anchor", bed.var("TRUST_ANCHOR_DS")])
-        .args(["--dns-timeout", "2", "--connect-timeout", "5"])
-        .args(["--smtp-timeout", "5", "--format", "json"])
+        .args(TIMEOUTS)
+        .args(["--format", "json"])
         .args(["--fail-on", "never", "--no-fail-on-incomplete"]);
     let doc = parse(&c.output().unwrap());
     assert!(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use dane_audit::core::cert::{CertInfo, PemItem, read_pem_or_der};
 use dane_audit::core::tlsa::{MatchingType, Selector};
 use serde_json::Value;
-use support::Testbed;
+use support::{TIMEOUTS, Testbed};
 
 fn pki(bed: &Testbed, file: &str) -> String {
     format!("{}/{file}", bed.var("PKI_DIR"))
@@ -28,13 +28,8 @@ fn preflight(bed: &Testbed, domain: &str, cert: &str, extra: &[&str]) -> Output 
             bed.resolver(),
             "--trust-anchor",
             bed.trust_anchor(),
-            "--dns-timeout",
-            "2",
-            "--connect-timeout",
-            "5",
-            "--smtp-timeout",
-            "5",
         ])
+        .args(TIMEOUTS)
         .args(extra);
     c.output()
         .expect("run dane-audit preflight in the test bed")

@@ -6,7 +6,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 
-use support::{Testbed, scenarios};
+use support::{TIMEOUTS, Testbed, scenarios};
 
 fn check(bed: &Testbed, domains: &[String], extra: &[&str]) -> Output {
     let mut c = bed.command(env!("CARGO_BIN_EXE_dane-audit"));
@@ -18,14 +18,7 @@ fn check(bed: &Testbed, domains: &[String], extra: &[&str]) -> Output {
             "--trust-anchor",
             bed.trust_anchor(),
         ])
-        .args([
-            "--dns-timeout",
-            "2",
-            "--connect-timeout",
-            "5",
-            "--smtp-timeout",
-            "5",
-        ])
+        .args(TIMEOUTS)
         .args([
             "--format",
             "json",

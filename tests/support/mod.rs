@@ -17,6 +17,17 @@ pub const NETNS: &str = "dane-testbed";
 
 /// The bed's namespace: `DANE_TESTBED_NETNS` as for scripts/testbed (a
 /// second, independent bed), else [`NETNS`].
+/// Per-phase timeouts for `check` and `preflight` runs against the bed:
+/// long enough for its slow scenarios, short enough for its silent ones.
+pub const TIMEOUTS: [&str; 6] = [
+    "--dns-timeout",
+    "2",
+    "--connect-timeout",
+    "5",
+    "--smtp-timeout",
+    "5",
+];
+
 pub fn netns() -> String {
     std::env::var("DANE_TESTBED_NETNS").unwrap_or_else(|_| NETNS.to_string())
 }

@@ -174,6 +174,22 @@ fn under(name: &Name, zone: &str) -> bool {
     n(zone).zone_of(name)
 }
 
+type Cut = (
+    &'static str,
+    &'static [(&'static str, Option<&'static str>)],
+);
+
+/// A root that refers each name under one of `cuts` to that cut's servers
+/// and denies every other name.
+fn root_referring(cuts: &'static [Cut]) -> Handler {
+    Arc::new(|q, _| {
+        cuts.iter()
+            .find(|(cut, _)| under(q, cut))
+            .map(|(cut, servers)| referral(cut, servers))
+            .unwrap_or_else(|| negative(".", true))
+    })
+}
+
 fn resolver(port: u16, roots: &[&str]) -> Arc<IterResolver> {
     resolver_skipping(port, roots, "")
 }
@@ -212,13 +228,7 @@ async fn follows_referrals_with_glue_and_caches_the_cuts() {
     let root = serve(
         "127.0.0.2",
         port,
-        Arc::new(|q, _| {
-            if under(q, "test.") {
-                referral("test.", &[("ns.test.", Some("127.0.0.3"))])
-            } else {
-                negative(".", true)
-            }
-        }),
+        root_referring(&[("test.", &[("ns.test.", Some("127.0.0.3"))])]),
     )
     .await;
     let tld = serve(
@@ -288,15 +298,10 @@ async fn glueless_ns_names_are_resolved() {
     serve(
         "127.0.0.2",
         port,
-        Arc::new(|q, _| {
-            if under(q, "test.") {
-                referral("test.", &[("ns.test.", Some("127.0.0.3"))])
-            } else if under(q, "other.") {
-                referral("other.", &[("ns.other.", Some("127.0.0.3"))])
-            } else {
-                negative(".", true)
-            }
-        }),
+        root_referring(&[
+            ("test.", &[("ns.test.", Some("127.0.0.3"))]),
+            ("other.", &[("ns.other.", Some("127.0.0.3"))]),
+        ]),
     )
     .await;
     serve(
@@ -339,15 +344,10 @@ async fn glueless_loops_end() {
     let root = serve(
         "127.0.0.2",
         port,
-        Arc::new(|q, _| {
-            if under(q, "a.test.") {
-                referral("a.test.", &[("ns.b.test.", None)])
-            } else if under(q, "b.test.") {
-                referral("b.test.", &[("ns.a.test.", None)])
-            } else {
-                negative(".", true)
-            }
-        }),
+        root_referring(&[
+            ("a.test.", &[("ns.b.test.", None)]),
+            ("b.test.", &[("ns.a.test.", None)]),
+        ]),
     )
     .await;
     let it = resolver(port, &["127.0.0.2"]);
@@ -397,24 +397,14 @@ async fn truncated_answers_go_to_tcp() {
 #[tokio::test]
 async fn dead_servers_are_skipped_and_remembered() {
     let port = free_port();
-    serve(
-        "127.0.0.2",
-        port,
-        Arc::new(|q, _| {
-            if under(q, "test.") {
-                referral(
-                    "test.",
-                    &[
-                        ("ns1.test.", Some("127.0.0.3")),
-                        ("ns2.test.", Some("127.0.0.4")),
-                    ],
-                )
-            } else {
-                negative(".", true)
-            }
-        }),
-    )
-    .await;
+    let cuts: &[Cut] = &[(
+        "test.",
+        &[
+            ("ns1.test.", Some("127.0.0.3")),
+            ("ns2.test.", Some("127.0.0.4")),
+        ],
+    )];
+    serve("127.0.0.2", port, root_referring(cuts)).await;
     let dead = serve("127.0.0.3", port, Arc::new(|_, _| Reply::Silent)).await;
     serve(
         "127.0.0.4",
@@ -442,26 +432,17 @@ async fn dead_servers_are_skipped_and_remembered() {
 #[tokio::test]
 async fn skip_listed_servers_are_never_asked() {
     let port = free_port();
-    serve(
-        "127.0.0.2",
-        port,
-        Arc::new(|q, _| {
-            if under(q, "test.") {
-                referral(
-                    "test.",
-                    &[
-                        ("ns1.test.", Some("127.0.0.5")),
-                        ("ns2.test.", Some("127.0.0.6")),
-                    ],
-                )
-            } else if under(q, "opt.") {
-                referral("opt.", &[("ns.opt.", Some("127.0.0.5"))])
-            } else {
-                negative(".", true)
-            }
-        }),
-    )
-    .await;
+    let cuts: &[Cut] = &[
+        (
+            "test.",
+            &[
+                ("ns1.test.", Some("127.0.0.5")),
+                ("ns2.test.", Some("127.0.0.6")),
+            ],
+        ),
+        ("opt.", &[("ns.opt.", Some("127.0.0.5"))]),
+    ];
+    serve("127.0.0.2", port, root_referring(cuts)).await;
     let answers = |q: &Name, _| answer(vec![a(&q.to_ascii(), "192.0.2.9")]);
     let listed = serve("127.0.0.5", port, Arc::new(answers)).await;
     let other = serve("127.0.0.6", port, Arc::new(answers)).await;
@@ -487,21 +468,16 @@ async fn dead_and_refusing_zones() {
     serve(
         "127.0.0.2",
         port,
-        Arc::new(|q, _| {
-            if under(q, "dead.") {
-                referral("dead.", &[("ns.dead.", Some("127.0.0.3"))])
-            } else if under(q, "bad.") {
-                referral(
-                    "bad.",
-                    &[
-                        ("ns1.bad.", Some("127.0.0.4")),
-                        ("ns2.bad.", Some("127.0.0.5")),
-                    ],
-                )
-            } else {
-                negative(".", true)
-            }
-        }),
+        root_referring(&[
+            ("dead.", &[("ns.dead.", Some("127.0.0.3"))]),
+            (
+                "bad.",
+                &[
+                    ("ns1.bad.", Some("127.0.0.4")),
+                    ("ns2.bad.", Some("127.0.0.5")),
+                ],
+            ),
+        ]),
     )
     .await;
     serve("127.0.0.3", port, Arc::new(|_, _| Reply::Silent)).await;
@@ -545,13 +521,7 @@ async fn concurrent_referrals_are_coalesced() {
     let root = serve(
         "127.0.0.2",
         port,
-        Arc::new(|q, _| {
-            if under(q, "test.") {
-                referral("test.", &[("ns.test.", Some("127.0.0.3"))])
-            } else {
-                negative(".", true)
-            }
-        }),
+        root_referring(&[("test.", &[("ns.test.", Some("127.0.0.3"))])]),
     )
     .await;
     let tld = serve(
@@ -596,19 +566,13 @@ async fn a_bogus_answer_is_asked_again_elsewhere() {
     serve(
         "127.0.0.2",
         port,
-        Arc::new(|q, _| {
-            if under(q, "test.") {
-                referral(
-                    "test.",
-                    &[
-                        ("ns1.test.", Some("127.0.0.3")),
-                        ("ns2.test.", Some("127.0.0.4")),
-                    ],
-                )
-            } else {
-                negative(".", true)
-            }
-        }),
+        root_referring(&[(
+            "test.",
+            &[
+                ("ns1.test.", Some("127.0.0.3")),
+                ("ns2.test.", Some("127.0.0.4")),
+            ],
+        )]),
     )
     .await;
     serve(
