@@ -590,15 +590,16 @@ fn rfc1034_4_3_5_stale_secondary() {
     assert_eq!(sa, sb + 1, "stale secondary one serial behind");
     assert_eq!(a[0].tlsa.records.len(), 3);
     assert_eq!(b[0].tlsa.records.len(), 2);
-    // Presentation form, sorted: comparable across servers.
-    let mut sorted = a[0].tlsa.records.clone();
+    // Sorted by presentation form: comparable across servers.
+    let shown: Vec<String> = a[0].tlsa.records.iter().map(|r| r.to_string()).collect();
+    let mut sorted = shown.clone();
     sorted.sort();
-    assert_eq!(sorted, a[0].tlsa.records);
+    assert_eq!(sorted, shown);
+    assert_eq!(a[0].tlsa.tlsa_records().count(), 3, "typed TLSA records");
     assert!(
         a[0].tlsa
-            .records
-            .iter()
-            .all(|r| r.starts_with("3 1 ") || r.starts_with("2 1 "))
+            .tlsa_records()
+            .all(|r| (r.usage, r.selector) == (3, 1) || (r.usage, r.selector) == (2, 1))
     );
     assert!(
         b[0].tlsa

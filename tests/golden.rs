@@ -37,7 +37,7 @@ fn render(name: &str, format: Format) -> String {
         resolvers: vec!["192.0.2.53:53".into()],
         trust_anchor: "test".into(),
         families: vec!["ipv4", "ipv6"],
-        fail_on: "error".into(),
+        fail_on: Some("error".into()),
     };
     let mut buf = Vec::new();
     {

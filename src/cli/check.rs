@@ -1,6 +1,6 @@
 //! `dane-audit check DOMAIN...`: the full audit, a report a person can act on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 
@@ -42,7 +42,7 @@ pub async fn run(args: &CheckArgs) -> Result<Exit, CliError> {
         .collect::<Result<Vec<_>, _>>()?;
     let opts = args.eval.options()?;
     let collector = args.net.collector().await?;
-    let info = collector.dns.collector_info();
+    let info = collector.dns().collector_info();
     let run = RunInfo {
         command: "check".into(),
         started_at: now(),
@@ -50,12 +50,12 @@ pub async fn run(args: &CheckArgs) -> Result<Exit, CliError> {
         resolvers: info.resolvers.clone(),
         trust_anchor: info.trust_anchor.clone(),
         families: args.net.family_names(),
-        fail_on: args.report.fail_on_name(),
+        fail_on: Some(args.report.fail_on_name()),
     };
     let mut sink = args.report.open_sink(Format::Text, &run, false)?;
     let mut results = futures_util::stream::iter(domains)
         .map(|d| {
-            let c = collector.clone();
+            let c = &collector;
             async move { c.evidence(&d).await }
         })
         .buffered(PARALLEL_DOMAINS);
@@ -75,14 +75,16 @@ pub async fn run(args: &CheckArgs) -> Result<Exit, CliError> {
     }
     sink.end(&summary)?;
     if let Some(path) = &args.save_evidence {
-        save(path, &evidence)?;
+        save_evidence(path, &evidence)?;
     }
     warn_dead_resolver(&evidence, &info.resolvers);
     // With --no-smtp the missing SMTP part is asked for, not a failure to test.
     Ok(args.report.policy(!args.net.no_smtp).judge(&audits))
 }
 
-fn save(path: &PathBuf, evidence: &[Evidence]) -> Result<(), CliError> {
+/// Writes evidence as `evaluate` and `preflight --evidence` read it: one
+/// document, or an array of them.
+pub fn save_evidence(path: &Path, evidence: &[Evidence]) -> Result<(), CliError> {
     let text = if evidence.len() == 1 {
         serde_json::to_string_pretty(&evidence[0])
     } else {

@@ -37,7 +37,7 @@ pub fn run(args: &EvaluateArgs) -> Result<Exit, CliError> {
             .map(|e| e.collector.trust_anchor.clone())
             .unwrap_or_default(),
         families: Vec::new(),
-        fail_on: args.report.fail_on_name(),
+        fail_on: Some(args.report.fail_on_name()),
     };
     let mut sink = args.report.open_sink(Format::Text, &run, false)?;
     let mut summary = Summary::default();

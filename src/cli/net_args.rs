@@ -1,10 +1,10 @@
 //! Options for commands that touch the network, resolved into collectors.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::collect::{AddressGate, Collector};
+use crate::collect::Collector;
+use crate::collect::plan::ProbePolicy;
 use crate::core::evidence::Families;
 use crate::dns::{
     DnsCollector, DnsConfig, DnsSetupError, Resolution, TrustAnchorSource, parse_resolver,
@@ -160,14 +160,20 @@ impl NetArgs {
             .map_err(|e| CliError::usage(e.to_string()))
     }
 
-    pub async fn collector(&self) -> Result<Collector, CliError> {
-        Ok(Collector {
-            dns: self.dns().await?,
-            smtp: self.smtp()?,
+    pub fn probe_policy(&self) -> ProbePolicy {
+        ProbePolicy {
             all_hosts: self.all_hosts,
             families: self.families(),
-            gate: Arc::new(AddressGate::new(1)),
-            smtp_port: self.smtp_port,
-        })
+            port: self.smtp_port,
+        }
+    }
+
+    /// The collector for one-off commands: no sharing between domains.
+    pub async fn collector(&self) -> Result<Collector, CliError> {
+        Ok(Collector::new(
+            self.dns().await?,
+            self.smtp()?,
+            self.probe_policy(),
+        ))
     }
 }

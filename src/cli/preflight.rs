@@ -6,27 +6,26 @@
 //! exits 0 (safe), 4 (wait), 1 (unsafe) or 3 (could not determine). With
 //! `--wait` it polls until the verdict is `safe` or `--max-wait` runs out.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::collect::Collector;
+use crate::collect::plan::ProbePolicy;
+use crate::collect::{Collector, POLL_PROBE_REUSE, ProbeReuse};
 use crate::core::cert::{CertInfo, PemItem, read_pem_or_der};
-use crate::core::evidence::{Evidence, Outcome, SmtpProbe, Timestamp};
-use crate::core::preflight::{self, CandidateRecord, Report, State, Verdict};
+use crate::core::evidence::{CollectorInfo, Evidence, Outcome, Timestamp, parse_evidence};
+use crate::core::rollover::{
+    self, CandidateRecord, Decision, NewCertificate, Readiness, STATE_SCHEMA_VERSION, State,
+};
 use crate::core::tlsa::{TlsaRdata, parse_zone_line};
 use crate::input::normalize_domain;
+use crate::report::rollover as rollover_report;
+use crate::report::{Format, RunInfo};
 
+use super::check::save_evidence;
 use super::exit::{CliError, Exit};
 use super::net_args::NetArgs;
 use super::report_args::now;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PreflightFormat {
-    Text,
-    Json,
-}
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -75,9 +74,22 @@ pub struct PreflightArgs {
     /// Seconds between polls with --wait.
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration, hide = true)]
     pub poll_interval: u64,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = PreflightFormat::Text)]
-    pub format: PreflightFormat,
+    /// Output format: text or json.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the evidence the decision was made on as JSON (judge it again
+    /// later with --evidence).
+    #[arg(long, value_name = "FILE")]
+    pub save_evidence: Option<PathBuf>,
+    /// Judge saved evidence (from --save-evidence or `check --save-evidence`)
+    /// offline instead of asking DNS and SMTP; --state is read, not written.
+    #[arg(long, value_name = "FILE", conflicts_with = "wait")]
+    pub evidence: Option<PathBuf>,
+    /// With --evidence: judge as of TIME (RFC 3339 or Unix seconds).
+    /// Default: when the evidence was collected; the live run's
+    /// `evaluated_at` reproduces its report.
+    #[arg(long, value_name = "TIME", requires = "evidence")]
+    pub at: Option<String>,
     /// Also accept the domain itself as a DANE-TA certificate name (RFC 7672 §3.2.3 local policy).
     #[arg(long)]
     pub accept_nexthop_name: bool,
@@ -87,9 +99,6 @@ pub struct PreflightArgs {
 
 /// Default for `--max-wait`.
 const MAX_WAIT_DEFAULT: u64 = 24 * 3600;
-/// With `--wait`, SMTP is probed again at most this often (and always
-/// before `safe` is declared): a long wait must not hammer port 25.
-const REPROBE_SECS: u64 = 300;
 
 /// Parses `90`, `90s`, `15m`, `2h`, `1d`, `1h30m` into seconds.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
@@ -132,12 +141,6 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(total)
 }
 
-/// NEW as read from `--cert` (and `--chain`, `--key`).
-struct NewCert {
-    chain: Vec<CertInfo>,
-    recommended: Vec<TlsaRdata>,
-}
-
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))
 }
@@ -161,7 +164,9 @@ fn certs_of(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CliError> {
     Ok(certs)
 }
 
-fn load_new(args: &PreflightArgs) -> Result<NewCert, CliError> {
+/// NEW from `--cert` and `--chain`, its key checked (`--key`, or a key in
+/// the certificate file itself, as Postfix chain files hold it).
+fn load_new(args: &PreflightArgs) -> Result<NewCertificate, CliError> {
     let cert_bytes = read(&args.cert)?;
     let mut ders = certs_of(&args.cert, &cert_bytes)?;
     if let Some(p) = &args.chain {
@@ -172,21 +177,13 @@ fn load_new(args: &PreflightArgs) -> Result<NewCert, CliError> {
             }
         }
     }
-    let chain: Vec<CertInfo> = ders.iter().map(|d| CertInfo::parse(d)).collect();
-    // The key: --key, or one in the certificate file itself (Postfix chain files).
-    let key = match &args.key {
-        Some(p) => Some((p.clone(), read(p)?, true)),
-        None => Some((args.cert.clone(), cert_bytes.clone(), false)),
-    };
-    if let Some((path, bytes, required)) = key {
-        check_key(&path, &bytes, &chain[0], required, &args.cert)?;
+    let new = NewCertificate::from_ders(&ders)
+        .ok_or_else(|| CliError::usage(format!("{}: no certificate found", args.cert.display())))?;
+    match &args.key {
+        Some(p) => check_key(p, &read(p)?, new.leaf(), true, &args.cert)?,
+        None => check_key(&args.cert, &cert_bytes, new.leaf(), false, &args.cert)?,
     }
-    let items: Vec<PemItem> = ders.iter().cloned().map(PemItem::Cert).collect();
-    let recommended = super::tlsa::RECOMMENDED
-        .iter()
-        .filter_map(|(u, s, m)| super::tlsa::record(&items, *u, *s, *m).ok())
-        .collect();
-    Ok(NewCert { chain, recommended })
+    Ok(new)
 }
 
 /// Checks that a private key belongs to NEW (same public key).
@@ -303,12 +300,12 @@ fn read_state(path: &Path) -> Result<State, CliError> {
                     path.display()
                 ))
             })?;
-            if s.schema_version != preflight::STATE_SCHEMA_VERSION {
+            if s.schema_version != STATE_SCHEMA_VERSION {
                 return Err(CliError::usage(format!(
                     "{}: state schema version {} is not supported (this build writes {})",
                     path.display(),
                     s.schema_version,
-                    preflight::STATE_SCHEMA_VERSION
+                    STATE_SCHEMA_VERSION
                 )));
             }
             Ok(s)
@@ -353,21 +350,22 @@ fn write_state(path: &Path, state: &State) -> Result<(), CliError> {
 struct Prepared {
     domain: String,
     hosts: Vec<String>,
-    new: NewCert,
+    new: NewCertificate,
     candidate: Option<Vec<CandidateRecord>>,
     published_before: Option<Timestamp>,
     state: State,
 }
 
 fn prepare(args: &PreflightArgs) -> Result<Prepared, CliError> {
+    if !matches!(args.format, Format::Text | Format::Json) {
+        return Err(CliError::usage("preflight writes --format text or json"));
+    }
     let domain = normalize_domain(&args.domain).map_err(|e| CliError::usage(e.to_string()))?;
     let hosts = args
         .hosts
         .iter()
         .map(|h| normalize_domain(h).map_err(|e| CliError::usage(format!("--host: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let new = load_new(args)?;
-    let candidate = load_candidate(args)?;
     let published_before = match &args.published_before {
         None => None,
         Some(t) => {
@@ -384,131 +382,89 @@ fn prepare(args: &PreflightArgs) -> Result<Prepared, CliError> {
             Some(ts)
         }
     };
-    let state = match &args.state {
-        Some(p) => read_state(p)?,
-        None => State::default(),
-    };
     Ok(Prepared {
         domain,
         hosts,
-        new,
-        candidate,
+        new: load_new(args)?,
+        candidate: load_candidate(args)?,
         published_before,
-        state,
+        state: match &args.state {
+            Some(p) => read_state(p)?,
+            None => State::default(),
+        },
     })
 }
 
-/// DNS evidence of the domain, reduced to the hosts asked for.
-async fn collect_dns(
-    c: &Collector,
-    domain: &str,
-    hosts: &[String],
-    notes: &mut Vec<String>,
-) -> Result<Evidence, CliError> {
-    let mut ev = c.dns.collect(domain).await;
-    if hosts.is_empty() {
-        if ev.mx.meta.outcome == Outcome::NxDomain {
-            return Err(CliError::usage(format!(
-                "{domain} does not exist (NXDOMAIN): no mail host to check"
-            )));
-        }
-        if ev
-            .mx
-            .records
-            .iter()
-            .any(|r| r.exchange.trim_end_matches('.').is_empty())
-        {
-            return Err(CliError::usage(format!(
-                "{domain} publishes a null MX (it accepts no mail): no mail host to check; name one with --host"
-            )));
-        }
-        return Ok(ev);
+/// A domain with no mail host cannot be judged unless hosts are named.
+fn has_mail_hosts(ev: &Evidence, hosts: &[String]) -> Result<(), CliError> {
+    let domain = &ev.domain;
+    if !hosts.is_empty() {
+        return Ok(());
     }
-    let mut picked = Vec::new();
-    for name in hosts {
-        match ev.hosts.iter().find(|h| &h.name == name) {
-            Some(h) => picked.push(h.clone()),
-            None => {
-                if ev.mx.meta.outcome != Outcome::Failed {
-                    notes.push(format!("{name} is not an MX host of {domain}"));
-                }
-                picked.push(c.dns.host(name, None).await);
-            }
-        }
+    if ev.mx.meta.outcome == Outcome::NxDomain {
+        return Err(CliError::usage(format!(
+            "{domain} does not exist (NXDOMAIN): no mail host to check"
+        )));
     }
-    ev.hosts = picked;
-    Ok(ev)
+    if ev
+        .mx
+        .records
+        .iter()
+        .any(|r| r.exchange.trim_end_matches('.').is_empty())
+    {
+        return Err(CliError::usage(format!(
+            "{domain} publishes a null MX (it accepts no mail): no mail host to check; name one with --host"
+        )));
+    }
+    Ok(())
 }
 
-/// SMTP probes per host, kept across polls (`--wait`).
-#[derive(Default)]
-struct Probes {
-    by_host: HashMap<String, Vec<SmtpProbe>>,
-    at: Option<Instant>,
-}
-
-impl Probes {
-    async fn fill(&mut self, c: &Collector, ev: &mut Evidence, fresh: bool) {
-        let stale = fresh
-            || self
-                .at
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(REPROBE_SECS));
-        let todo: Vec<usize> = ev
-            .hosts
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| {
-                stale
-                    || match self.by_host.get(&h.name) {
-                        None => true,
-                        // Probes of other addresses, or ones that did not reach TLS:
-                        // ask again.
-                        Some(p) => {
-                            let want: Vec<_> = h.a.records.iter().chain(&h.aaaa.records).collect();
-                            want.len() != p.len()
-                                || want.iter().any(|ip| !p.iter().any(|x| x.address == **ip))
-                                || p.iter().any(|x| !crate::core::smtp::completed_tls(x))
-                        }
-                    }
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let results =
-            futures_util::future::join_all(todo.iter().map(|i| c.probe_host(&ev.hosts[*i]))).await;
-        for (i, probes) in todo.iter().zip(results) {
-            self.by_host.insert(ev.hosts[*i].name.clone(), probes);
-        }
-        if stale {
-            self.at = Some(Instant::now());
-        }
-        for h in &mut ev.hosts {
-            h.smtp = self.by_host.get(&h.name).cloned().unwrap_or_default();
-        }
-    }
+/// The decision on `ev` at `at`, and the state to remember.
+fn judge(args: &PreflightArgs, p: &Prepared, ev: &Evidence, at: Timestamp) -> (Decision, State) {
+    let input = rollover::Input {
+        evidence: ev,
+        hosts: &p.hosts,
+        new: &p.new,
+        candidate: p.candidate.as_deref(),
+        now: at,
+        margin_secs: args.margin,
+        published_before: p.published_before,
+        accept_nexthop_name: args.accept_nexthop_name,
+    };
+    rollover::decide(&input, &p.state)
 }
 
 pub async fn run(args: &PreflightArgs) -> Result<Exit, CliError> {
     let mut p = prepare(args)?;
-    let mut collector = args.net.collector().await?;
+    if let Some(path) = &args.evidence {
+        return offline(args, &p, path);
+    }
     // The live certificate matters on every MX host, with or without TLSA.
-    collector.all_hosts = true;
+    let policy = ProbePolicy {
+        all_hosts: true,
+        ..args.net.probe_policy()
+    };
+    let collector = Collector::new(args.net.dns().await?, args.net.smtp()?, policy)
+        .sharing_probes(64, ProbeReuse::Poll);
     let started = Instant::now();
     let deadline = args
         .wait
         .then(|| started + Duration::from_secs(args.max_wait.unwrap_or(MAX_WAIT_DEFAULT)));
-    let mut probes = Probes::default();
     let progress = Progress::new(args.wait && std::io::stderr().is_terminal());
     let mut last_line = String::new();
     let mut round = 0u32;
-    let report = loop {
+    let (decision, ev) = loop {
         round += 1;
         if round > 1 {
-            collector.dns.forget_answers();
+            collector.forget(false);
         }
-        let (mut report, next) = decide(args, &p, &collector, &mut probes, false).await?;
+        let mut ev = observe(&collector, &p).await?;
+        let (mut decision, mut next) = judge(args, &p, &ev, now());
         // Never declare `safe` on SMTP probes from an earlier round.
-        if report.verdict == Verdict::Safe && round > 1 {
-            (report, _) = decide(args, &p, &collector, &mut probes, true).await?;
+        if decision.readiness == Readiness::Safe && round > 1 {
+            collector.forget(true);
+            ev = observe(&collector, &p).await?;
+            (decision, next) = judge(args, &p, &ev, now());
         }
         if let Some(path) = &args.state
             && next != p.state
@@ -517,18 +473,25 @@ pub async fn run(args: &PreflightArgs) -> Result<Exit, CliError> {
         }
         p.state = next;
         let Some(deadline) = deadline else {
-            break report;
+            break (decision, ev);
         };
-        if !matches!(report.verdict, Verdict::Wait | Verdict::Undetermined) {
-            break report;
+        if !matches!(
+            decision.readiness,
+            Readiness::Wait | Readiness::Undetermined
+        ) {
+            break (decision, ev);
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            break report;
+            break (decision, ev);
         }
-        let nap = nap(&report, args.poll_interval).min(left);
-        let line = format!("{}: {}", report.verdict, report.reason);
-        progress.show(&report, started);
+        let nap = nap(&decision, args.poll_interval).min(left);
+        let line = format!(
+            "{}: {}",
+            decision.readiness,
+            rollover_report::headline_text(decision.headline.as_ref())
+        );
+        progress.show(&decision, started);
         if !progress.on() && line != last_line {
             eprintln!(
                 "dane-audit preflight: {line} (checking again in {} s)",
@@ -540,71 +503,89 @@ pub async fn run(args: &PreflightArgs) -> Result<Exit, CliError> {
             _ = progress.sleep(nap, started) => {}
             _ = tokio::signal::ctrl_c() => {
                 progress.finish();
-                print(args, &report)?;
+                finish(args, &p, &decision, &ev, &collector.dns().collector_info())?;
                 return Ok(Exit::Interrupted);
             }
         }
     };
     progress.finish();
-    print(args, &report)?;
-    Ok(exit_of(report.verdict))
+    finish(args, &p, &decision, &ev, &collector.dns().collector_info())?;
+    Ok(exit_of(decision.readiness))
 }
 
-/// One collection and decision.
-async fn decide(
-    args: &PreflightArgs,
-    p: &Prepared,
-    c: &Collector,
-    probes: &mut Probes,
-    fresh_smtp: bool,
-) -> Result<(Report, State), CliError> {
-    let mut notes = Vec::new();
-    let mut ev = collect_dns(c, &p.domain, &p.hosts, &mut notes).await?;
-    probes.fill(c, &mut ev, fresh_smtp).await;
-    let input = preflight::Input {
-        evidence: &ev,
-        explicit_hosts: !p.hosts.is_empty(),
-        new_chain: &p.new.chain,
-        candidate: p.candidate.as_deref(),
-        recommended: &p.new.recommended,
-        now: now(),
-        margin_secs: args.margin,
-        published_before: p.published_before,
-        accept_nexthop_name: args.accept_nexthop_name,
-        ns_checks: !args.net.no_ns_checks,
-    };
-    let (mut report, next) = preflight::evaluate(&input, &p.state);
-    if args.net.no_smtp {
-        notes.push("the certificate served now was not checked (--no-smtp)".into());
+/// One collection: the domain's MX hosts (or the named ones), their DNS
+/// and each authoritative server's answer, and the chains served now.
+async fn observe(c: &Collector, p: &Prepared) -> Result<Evidence, CliError> {
+    let ev = c.evidence_for(&p.domain, &p.hosts).await;
+    has_mail_hosts(&ev, &p.hosts)?;
+    Ok(ev)
+}
+
+/// `--evidence FILE`: the decision on saved evidence, offline; the state
+/// file is read, never written.
+fn offline(args: &PreflightArgs, p: &Prepared, path: &Path) -> Result<Exit, CliError> {
+    let text = String::from_utf8(read(path)?)
+        .map_err(|_| CliError::usage(format!("{}: not UTF-8 text", path.display())))?;
+    let all =
+        parse_evidence(&text).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
+    let ev = all
+        .into_iter()
+        .find(|e| e.domain == p.domain)
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "{} holds no evidence for {}",
+                path.display(),
+                p.domain
+            ))
+        })?;
+    if let Some(missing) = p
+        .hosts
+        .iter()
+        .find(|h| !ev.hosts.iter().any(|x| &x.name == *h))
+    {
+        return Err(CliError::usage(format!(
+            "{} holds no evidence for the host {missing}",
+            path.display()
+        )));
     }
-    report.notes.extend(notes);
-    Ok((report, next))
+    has_mail_hosts(&ev, &p.hosts)?;
+    let at = match &args.at {
+        None => ev.collected_at,
+        Some(t) => Timestamp::parse(t).ok_or_else(|| {
+            CliError::usage(format!(
+                "--at {t:?} is not a time: use RFC 3339 (2026-05-01T12:00:00Z) or Unix seconds"
+            ))
+        })?,
+    };
+    let (decision, _) = judge(args, p, &ev, at);
+    finish(args, p, &decision, &ev, &ev.collector)?;
+    Ok(exit_of(decision.readiness))
 }
 
 /// How long to sleep before the next poll.
-fn nap(report: &Report, poll: u64) -> Duration {
+fn nap(d: &Decision, poll: u64) -> Duration {
     let poll = Duration::from_secs(poll.max(1));
-    let waiting_on_time = report
+    let waiting_on_time = d
         .hosts
         .iter()
-        .filter(|h| h.verdict != Verdict::Safe)
-        .all(|h| h.verdict == Verdict::Wait && h.safe_at.is_some());
-    match report.hosts.iter().filter_map(|h| h.safe_at).max() {
+        .filter(|h| h.readiness != Readiness::Safe)
+        .all(|h| h.readiness == Readiness::Wait && h.safe_at.is_some());
+    match d.hosts.iter().filter_map(|h| h.safe_at).max() {
         Some(at) if waiting_on_time => {
             let secs = (at.0 - now().0).max(0) as u64 + 1;
             // Look again at least every few minutes: a server may regress.
-            Duration::from_secs(secs).min(poll.max(Duration::from_secs(REPROBE_SECS)))
+            Duration::from_secs(secs).min(poll.max(POLL_PROBE_REUSE))
         }
         _ => poll,
     }
 }
 
-pub fn exit_of(v: Verdict) -> Exit {
-    match v {
-        Verdict::Safe => Exit::Ok,
-        Verdict::Wait => Exit::Wait,
-        Verdict::Unsafe => Exit::Findings,
-        Verdict::Undetermined => Exit::Incomplete,
+pub fn exit_of(r: Readiness) -> Exit {
+    match r {
+        Readiness::Safe => Exit::Ok,
+        Readiness::Wait => Exit::Wait,
+        Readiness::Unsafe => Exit::Findings,
+        Readiness::Undetermined => Exit::Incomplete,
     }
 }
 
@@ -640,14 +621,15 @@ impl Progress {
         })
     }
 
-    fn show(&self, report: &Report, started: Instant) {
+    fn show(&self, d: &Decision, started: Instant) {
         let Some(bar) = self.bar() else { return };
         let elapsed = started.elapsed().as_secs();
-        let mut reason: String = report.reason.chars().take(70).collect();
-        if report.reason.chars().count() > 70 {
+        let headline = rollover_report::headline_text(d.headline.as_ref());
+        let mut reason: String = headline.chars().take(70).collect();
+        if headline.chars().count() > 70 {
             reason.push('…');
         }
-        match report.safe_at {
+        match d.safe_at {
             Some(at) => {
                 let left = (at.0 - now().0).max(0) as u64;
                 bar.set_style(
@@ -666,7 +648,7 @@ impl Progress {
                     indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
                         .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
                 );
-                bar.set_message(format!("{}: {reason}", report.verdict));
+                bar.set_message(format!("{}: {reason}", d.readiness));
             }
         }
     }
@@ -695,228 +677,35 @@ impl Progress {
     }
 }
 
-fn print(args: &PreflightArgs, report: &Report) -> Result<(), CliError> {
+/// Prints the decision and saves the evidence it was made on, if asked.
+fn finish(
+    args: &PreflightArgs,
+    p: &Prepared,
+    d: &Decision,
+    ev: &Evidence,
+    info: &CollectorInfo,
+) -> Result<(), CliError> {
+    if let Some(path) = &args.save_evidence {
+        save_evidence(path, std::slice::from_ref(ev))?;
+    }
+    let exit = exit_of(d.readiness) as u8;
     let mut out = std::io::stdout().lock();
     match args.format {
-        PreflightFormat::Json => {
-            #[derive(serde::Serialize)]
-            struct Doc<'a> {
-                schema_version: u32,
-                tool: Tool,
-                command: &'static str,
-                exit: u8,
-                #[serde(flatten)]
-                report: &'a Report,
-            }
-            #[derive(serde::Serialize)]
-            struct Tool {
-                name: &'static str,
-                version: &'static str,
-            }
-            let doc = Doc {
-                schema_version: 1,
-                tool: Tool {
-                    name: "dane-audit",
-                    version: env!("CARGO_PKG_VERSION"),
-                },
-                command: "preflight",
-                exit: exit_of(report.verdict) as u8,
-                report,
+        Format::Json => {
+            let run = RunInfo {
+                command: "preflight".into(),
+                started_at: ev.collected_at,
+                evaluated_at: d.evaluated_at,
+                resolvers: info.resolvers.clone(),
+                trust_anchor: info.trust_anchor.clone(),
+                families: args.net.family_names(),
+                fail_on: None,
             };
-            serde_json::to_writer_pretty(&mut out, &doc)
-                .map_err(|e| CliError::from(std::io::Error::from(e)))?;
-            writeln!(out)?;
+            rollover_report::write_json(&mut out, d, &p.new, &run, exit)?;
         }
-        PreflightFormat::Text => write_text(&mut out, report)?,
+        _ => rollover_report::write_text(&mut out, d, &p.new, exit)?,
     }
     out.flush()?;
-    Ok(())
-}
-
-fn upper(v: Verdict) -> String {
-    v.as_str().to_ascii_uppercase()
-}
-
-/// The text report: the verdict first, then per host what was seen.
-pub fn write_text(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
-    let exit = exit_of(r.verdict) as u8;
-    writeln!(
-        out,
-        "{}: {} (exit {exit}){}",
-        r.domain,
-        upper(r.verdict),
-        r.safe_at
-            .map(|t| format!(", safe from {t}"))
-            .unwrap_or_default()
-    )?;
-    writeln!(out, "  {}", r.reason)?;
-    let n = &r.new_certificate;
-    writeln!(
-        out,
-        "  new certificate: {}  (names: {}; notAfter {})",
-        n.subject,
-        if n.names.is_empty() {
-            "none".to_string()
-        } else {
-            n.names.join(", ")
-        },
-        n.not_after
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| "?".into())
-    )?;
-    writeln!(out, "    3 1 1 {}", n.spki_sha256)?;
-    if n.chain.is_empty() {
-        writeln!(out, "    chain: none (no CA certificate given)")?;
-    } else {
-        writeln!(out, "    chain: {}", n.chain.join(" <- "))?;
-    }
-    writeln!(
-        out,
-        "  evaluated {}; margin {} s; {}",
-        r.evaluated_at,
-        r.margin_secs,
-        if r.mode == "candidate" {
-            "judging the candidate RRset (--tlsa)"
-        } else {
-            "judging the published TLSA records"
-        }
-    )?;
-    for h in &r.hosts {
-        writeln!(out)?;
-        writeln!(
-            out,
-            "  {}: {}{}",
-            h.host,
-            upper(h.verdict),
-            h.safe_at.map(|t| format!(" until {t}")).unwrap_or_default()
-        )?;
-        for reason in &h.reasons {
-            writeln!(out, "    - {}: {}", reason.verdict, reason.text)?;
-        }
-        if !h.records.is_empty() {
-            writeln!(
-                out,
-                "    TLSA _25._tcp.{}{}",
-                h.tlsa_base,
-                h.ttl.map(|t| format!("  TTL {t} s")).unwrap_or_default()
-            )?;
-            let answering = h.servers.iter().filter(|s| s.new.is_some()).count();
-            for rec in &h.records {
-                let mut tags = Vec::new();
-                if rec.new {
-                    tags.push("new".to_string());
-                }
-                if rec.live {
-                    tags.push("live".to_string());
-                }
-                if !rec.usable {
-                    tags.push("unusable".to_string());
-                }
-                if rec.candidate {
-                    tags.push("candidate".to_string());
-                }
-                if rec.resolver {
-                    tags.push("resolver".to_string());
-                }
-                if answering > 0 {
-                    tags.push(format!("servers {}/{answering}", rec.servers));
-                }
-                let shown: TlsaRdata = rec.record.parse().map_err(std::io::Error::other)?;
-                writeln!(out, "      {}  [{}]", shown.short(), tags.join("] ["))?;
-            }
-        }
-        if !h.servers.is_empty() {
-            writeln!(out, "    servers:")?;
-            for s in &h.servers {
-                writeln!(
-                    out,
-                    "      {} [{}]{}: {}{}{}",
-                    s.server,
-                    s.address,
-                    s.serial.map(|x| format!(" serial {x}")).unwrap_or_default(),
-                    if s.answer == "answer" {
-                        format!("{} record(s)", s.records)
-                    } else {
-                        s.answer.to_string()
-                    },
-                    s.ttl.map(|t| format!(", TTL {t}")).unwrap_or_default(),
-                    match s.new {
-                        Some(true) => ", new certificate: yes",
-                        Some(false) => ", new certificate: no",
-                        None => "",
-                    }
-                )?;
-            }
-        }
-        if !h.live.is_empty() {
-            writeln!(out, "    served now:")?;
-            for l in &h.live {
-                writeln!(
-                    out,
-                    "      {}: {}{}{}{}",
-                    l.address,
-                    l.status,
-                    l.leaf
-                        .as_ref()
-                        .map(|x| format!("  (\"{x}\")"))
-                        .unwrap_or_default(),
-                    if l.serving_new {
-                        "  already the new key"
-                    } else {
-                        ""
-                    },
-                    l.detail
-                        .as_ref()
-                        .map(|d| format!("  {d}"))
-                        .unwrap_or_default()
-                )?;
-            }
-        }
-        if !h.publish.is_empty() {
-            writeln!(out, "    publish:")?;
-            for l in &h.publish {
-                writeln!(out, "      {l}")?;
-            }
-        }
-        if !h.findings.is_empty() {
-            writeln!(out, "    findings:")?;
-            for f in &h.findings {
-                writeln!(
-                    out,
-                    "      {:<8} {}  {}",
-                    f.severity.as_str(),
-                    f.code,
-                    f.message
-                )?;
-                if !f.fix.is_empty() {
-                    for (i, line) in f.fix.lines().enumerate() {
-                        let lead = if i == 0 { "fix: " } else { "     " };
-                        writeln!(out, "               {lead}{line}")?;
-                    }
-                }
-            }
-        }
-        for note in &h.notes {
-            writeln!(out, "    note: {note}")?;
-        }
-    }
-    for note in &r.notes {
-        writeln!(out, "  note: {note}")?;
-    }
-    writeln!(
-        out,
-        "Summary: {} {}: {}",
-        r.domain,
-        r.verdict,
-        match r.verdict {
-            Verdict::Safe =>
-                "deploy the new certificate now, then run `dane-audit check` and remove the old records",
-            Verdict::Wait => "do not deploy yet; run again (or use --wait)",
-            Verdict::Unsafe => "do not deploy; fix what is listed first",
-            Verdict::Undetermined =>
-                "could not determine; run again when the failures above are gone",
-        }
-    )?;
     Ok(())
 }
 

@@ -11,11 +11,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::collect::polite::Politeness;
+use crate::collect::{Collector, ProbeReuse, SharingStats};
 use crate::dns::{DnsCollector, DnsConfig, DnsSetupError};
 use crate::report::{self, Format, OUTPUT_SCHEMA_VERSION, RunInfo, TOOL};
-use crate::scan::engine::EngineStats;
 use crate::scan::resume::{self, DoneLines, Sidecar};
-use crate::scan::{CacheSizes, Counts, Engine, EngineConfig, EvalSpec, Job, Shard, Tally};
+use crate::scan::{Counts, EvalSpec, Job, Shard, Tally};
 use crate::skip::SkipList;
 
 use super::exit::{CliError, Exit};
@@ -72,10 +73,10 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub dedup_window: usize,
     /// MX hosts whose DNS evidence is kept for reuse by other domains.
-    #[arg(long, value_name = "N", default_value_t = CacheSizes::default().hosts)]
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
     pub host_cache: usize,
     /// STARTTLS probe results (per address and SNI) kept for reuse.
-    #[arg(long, value_name = "N", default_value_t = CacheSizes::default().probes)]
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
     pub probe_cache: usize,
     /// DNS answers (and validated RRsets) kept for reuse; the oldest go first.
     #[arg(long, value_name = "N", default_value_t = DNS_CACHE)]
@@ -191,7 +192,7 @@ struct ScanSummary<'a> {
     total: &'a Tally,
     this_run: &'a Tally,
     counts: &'a Counts,
-    caches: EngineStats,
+    caches: SharingStats,
     top_codes: Vec<(String, u64)>,
     exit_code: u8,
 }
@@ -377,7 +378,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         resolvers: info.resolvers.clone(),
         trust_anchor: info.trust_anchor.clone(),
         families: args.net.family_names(),
-        fail_on: args.report.fail_on_name(),
+        fail_on: Some(args.report.fail_on_name()),
     };
     let out: Box<dyn Write> = match &out_path {
         Some(p) => {
@@ -397,23 +398,17 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         sink.begin(&run_info)?;
     }
 
-    let engine = Arc::new(Engine::new(
-        dns,
-        smtp,
-        EngineConfig {
-            all_hosts: args.net.all_hosts,
-            families: args.net.families(),
-            smtp_port: args.net.smtp_port,
-            per_address_connections: args.per_ip_connections.max(1),
-            per_address_rate: args.per_ip_rate,
-            connection_rate: args.connection_rate,
-            skip,
-            caches: CacheSizes {
-                hosts: args.host_cache.max(1),
-                probes: args.probe_cache.max(1),
-            },
-        },
-    ));
+    let collector = Arc::new(
+        Collector::new(dns, smtp, args.net.probe_policy())
+            .with_politeness(Politeness::new(
+                args.per_ip_connections.max(1),
+                args.per_ip_rate,
+                args.connection_rate,
+            ))
+            .with_skip(skip)
+            .sharing_hosts(args.host_cache.max(1))
+            .sharing_probes(args.probe_cache.max(1), ProbeReuse::Bulk),
+    );
     let job = Job {
         input: input.reader,
         input_size: input.size,
@@ -427,7 +422,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
     let interrupts = listen_for_interrupts(args.grace);
-    let result = crate::scan::run(job, Arc::clone(&engine), sink.as_mut(), interrupts).await;
+    let result = crate::scan::run(job, Arc::clone(&collector), sink.as_mut(), interrupts).await;
     let result = match result {
         Ok(r) => r,
         Err(e) => {
@@ -481,7 +476,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         total: &total,
         this_run: &result.tally,
         counts: &result.counts,
-        caches: engine.stats(),
+        caches: collector.stats(),
         top_codes: total.top_codes(10),
         exit_code: exit as u8,
     };

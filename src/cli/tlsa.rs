@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::core::cert::{CertInfo, PemItem, digest, read_pem_or_der};
-use crate::core::tlsa::{MatchingType, Selector, TlsaRdata};
+use crate::core::association::{RECOMMENDED, record};
+use crate::core::cert::read_pem_or_der;
 
 use super::exit::{CliError, Exit};
 
@@ -35,10 +35,6 @@ pub struct TlsaArgs {
     pub recommend: bool,
 }
 
-/// The recommended pair (`--recommend`, and what `preflight` asks to
-/// publish): `3 1 1` for the leaf's key, `2 1 1` for its issuing CA.
-pub const RECOMMENDED: [(u8, u8, u8); 2] = [(3, 1, 1), (2, 1, 1)];
-
 pub fn run(args: &TlsaArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     for file in &args.files {
         let bytes = std::fs::read(file)
@@ -65,35 +61,4 @@ pub fn run(args: &TlsaArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
         }
     }
     Ok(Exit::Ok)
-}
-
-/// The record of the given parameters for the item its usage designates.
-pub fn record(items: &[PemItem], usage: u8, selector: u8, mtype: u8) -> Result<TlsaRdata, String> {
-    let position = if usage == 2 || usage == 0 { 1 } else { 0 };
-    let item = match (items.get(position), items.len()) {
-        (Some(i), _) => i,
-        (None, 1) if position == 1 => {
-            return Err(
-                "a CA record (usage 2) needs the issuer: give a chain file with the leaf first and its issuing CA second".into(),
-            );
-        }
-        _ => return Err("no certificate or key found".into()),
-    };
-    let sel = Selector::from_u8(selector).ok_or("selector must be 0 or 1")?;
-    let mt = MatchingType::from_u8(mtype).ok_or("matching type must be 0, 1 or 2")?;
-    let data = match (item, sel) {
-        (PemItem::Cert(der), _) => CertInfo::parse(der)
-            .association(sel, mt)
-            .ok_or("the certificate does not parse")?,
-        (PemItem::PublicKey(spki), Selector::Spki) => digest(mt, spki),
-        (PemItem::PublicKey(_), Selector::Cert) => {
-            return Err("selector 0 needs a certificate, not a public key".into());
-        }
-    };
-    Ok(TlsaRdata {
-        usage,
-        selector,
-        mtype,
-        data,
-    })
 }

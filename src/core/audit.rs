@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::dnssec::DnssecStatus;
 use super::evidence::{Outcome, Timestamp, TlsInfo};
 use super::finding::{Finding, Severity};
-use super::verdict::{DomainVerdict, Verdict};
+use super::verdict::{DomainVerdict, HostVerdict};
 
 /// Non-exhaustive: only the core builds audits, so no caller can claim a
 /// verdict the evaluation did not compute.
@@ -74,7 +74,7 @@ pub struct HostAudit {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preference: Option<u16>,
     pub tlsa_base: String,
-    pub verdict: Verdict,
+    pub verdict: HostVerdict,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Secure TLSA with at least one usable record: DANE applies.
@@ -104,7 +104,7 @@ pub struct RecordView {
 #[derive(Clone, Debug, Serialize)]
 pub struct AddressAudit {
     pub address: IpAddr,
-    pub verdict: Verdict,
+    pub verdict: HostVerdict,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// What SMTP did, in one line.

@@ -7,7 +7,7 @@ use super::dnssec::{DnssecStatus, SigTime, sig_time};
 use super::evidence::{Evidence, LookupMeta, Outcome, Rrsig, Timestamp};
 use super::finding::{Code, Finding, Severity};
 use super::host::{HostContext, evaluate_host, rrset_view};
-use super::verdict::{DomainVerdict, Verdict};
+use super::verdict::{DomainVerdict, HostVerdict};
 
 /// Evaluation parameters; the time is explicit so that results reproduce.
 #[derive(Clone, Debug)]
@@ -297,7 +297,7 @@ fn coverage_findings(
             let protected = hosts.iter().filter(|h| h.dane).count();
             let unprotected: Vec<&str> = hosts
                 .iter()
-                .filter(|h| !h.dane && h.verdict == Verdict::NotDane)
+                .filter(|h| !h.dane && h.verdict == HostVerdict::NotDane)
                 .map(|h| h.name.as_str())
                 .collect();
             if protected > 0 && !unprotected.is_empty() {
@@ -362,24 +362,24 @@ fn domain_verdict(
             if let Some(f) = findings
                 .iter()
                 .find(|f| f.severity == Severity::Critical && !f.undetermined())
-                && hosts.iter().all(|h| h.verdict != Verdict::Fail)
+                && hosts.iter().all(|h| h.verdict != HostVerdict::Fail)
             {
                 return (DomainVerdict::Fail, Some(f.message.clone()));
             }
-            let verdicts: Vec<Verdict> = hosts.iter().map(|h| h.verdict).collect();
+            let verdicts: Vec<HostVerdict> = hosts.iter().map(|h| h.verdict).collect();
             let v = DomainVerdict::from_hosts(&verdicts);
             let reason = match v {
                 DomainVerdict::Fail => {
                     let failing: Vec<&str> = hosts
                         .iter()
-                        .filter(|h| h.verdict == Verdict::Fail)
+                        .filter(|h| h.verdict == HostVerdict::Fail)
                         .map(|h| h.name.as_str())
                         .collect();
                     Some(format!("failing: {}", failing.join(", ")))
                 }
                 DomainVerdict::Incomplete => hosts
                     .iter()
-                    .find(|h| h.verdict == Verdict::NotTested)
+                    .find(|h| h.verdict == HostVerdict::NotTested)
                     .map(|h| {
                         format!(
                             "{}: {}",

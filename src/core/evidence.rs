@@ -123,7 +123,7 @@ pub struct Evidence {
 }
 
 /// How the evidence was gathered: shown in reports, never used for verdicts.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CollectorInfo {
     #[serde(default)]
     pub tool_version: String,
@@ -137,6 +137,29 @@ pub struct CollectorInfo {
     /// Whether SMTP probing was skipped on request (`--no-smtp`).
     #[serde(default)]
     pub smtp_skipped: bool,
+    /// Whether each authoritative server was asked on its own (off with
+    /// `--no-ns-checks`): without them, an empty `nameservers` list says
+    /// nothing about the servers.
+    #[serde(default = "asked_by_default")]
+    pub nameserver_checks: bool,
+}
+
+/// Evidence written before the field existed was collected with the checks on.
+fn asked_by_default() -> bool {
+    true
+}
+
+impl Default for CollectorInfo {
+    fn default() -> Self {
+        CollectorInfo {
+            tool_version: String::new(),
+            resolvers: Vec::new(),
+            trust_anchor: String::new(),
+            families: Families::default(),
+            smtp_skipped: false,
+            nameserver_checks: true,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -364,9 +387,10 @@ pub struct NsAnswer {
     pub failure: Option<Failure>,
     #[serde(default)]
     pub authoritative: bool,
-    /// Records in presentation format, sorted, for comparison across servers.
+    /// The records at the asked name, sorted by presentation form, for
+    /// comparison across servers.
     #[serde(default)]
-    pub records: Vec<String>,
+    pub records: Vec<NsRecord>,
     /// For a denial, whether this server's proof validates.
     #[serde(default)]
     pub denial: Option<DnssecStatus>,
@@ -376,6 +400,94 @@ pub struct NsAnswer {
     pub ttl: Option<u32>,
     #[serde(default)]
     pub elapsed_ms: u64,
+}
+
+impl NsAnswer {
+    /// The name is an alias at this server: its records live elsewhere.
+    pub fn is_alias(&self) -> bool {
+        self.records.iter().any(|r| matches!(r, NsRecord::Cname(_)))
+    }
+
+    pub fn tlsa_records(&self) -> impl Iterator<Item = &TlsaRdata> {
+        self.records.iter().filter_map(|r| match r {
+            NsRecord::Tlsa(t) => Some(t),
+            _ => None,
+        })
+    }
+}
+
+/// One record of a server's answer at the asked name. Written as its
+/// presentation form (`CNAME target.`, `3 1 1 <hex>`, `192.0.2.1`), so
+/// evidence stays readable and old files load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NsRecord {
+    /// The name is an alias: the target.
+    Cname(String),
+    Tlsa(TlsaRdata),
+    /// Any other type, in presentation form.
+    Other(String),
+}
+
+impl fmt::Display for NsRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NsRecord::Cname(t) => write!(f, "CNAME {t}"),
+            NsRecord::Tlsa(t) => write!(f, "{t}"),
+            NsRecord::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::str::FromStr for NsRecord {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.strip_prefix("CNAME ") {
+            Some(target) => NsRecord::Cname(target.to_string()),
+            None => match s.parse::<TlsaRdata>() {
+                Ok(t) => NsRecord::Tlsa(t),
+                Err(_) => NsRecord::Other(s.to_string()),
+            },
+        })
+    }
+}
+
+impl Serialize for NsRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NsRecord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let Ok(r) = s.parse();
+        Ok(r)
+    }
+}
+
+/// The hosts to examine, in preference order (RFC 7672 §2.2.1, RFC 5321
+/// §5.1): the MX exchanges (no null MX), or the domain itself when it has
+/// no MX under a secure denial.
+pub fn mx_targets(domain: &str, mx: &Lookup<MxRecord>) -> Vec<(String, Option<u16>)> {
+    let m = &mx.meta;
+    if m.outcome == Outcome::NoData && m.dnssec == DnssecStatus::Secure {
+        return vec![(domain.to_string(), None)];
+    }
+    if m.outcome != Outcome::Answer
+        || !matches!(m.dnssec, DnssecStatus::Secure | DnssecStatus::Insecure)
+    {
+        return Vec::new();
+    }
+    let mut out: Vec<(String, Option<u16>)> = Vec::new();
+    for r in &mx.records {
+        if r.exchange == "." || r.exchange.is_empty() {
+            continue;
+        }
+        if !out.iter().any(|(n, _)| *n == r.exchange) {
+            out.push((r.exchange.clone(), Some(r.preference)));
+        }
+    }
+    out
 }
 
 /// RRSIG times of the DNSKEY and DS RRsets of one zone on the chain of trust.
@@ -530,4 +642,83 @@ pub fn parse_evidence(text: &str) -> Result<Vec<Evidence>, EvidenceError> {
         }
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implicit_and_null_mx_targets() {
+        let meta = |outcome, dnssec| LookupMeta {
+            qname: "example".into(),
+            outcome,
+            failure: None,
+            dnssec,
+            ttl: None,
+            rrsigs: vec![],
+            cnames: vec![],
+            witness: None,
+        };
+        let l = |outcome, dnssec, recs: Vec<(u16, &str)>| Lookup {
+            meta: meta(outcome, dnssec),
+            records: recs
+                .into_iter()
+                .map(|(p, e)| MxRecord {
+                    preference: p,
+                    exchange: e.into(),
+                })
+                .collect(),
+        };
+        use DnssecStatus::*;
+        assert_eq!(
+            mx_targets("example", &l(Outcome::NoData, Secure, vec![])),
+            vec![("example".to_string(), None)]
+        );
+        assert!(mx_targets("example", &l(Outcome::NoData, Insecure, vec![])).is_empty());
+        assert!(mx_targets("example", &l(Outcome::Answer, Secure, vec![(0, ".")])).is_empty());
+        assert_eq!(
+            mx_targets(
+                "example",
+                &l(
+                    Outcome::Answer,
+                    Insecure,
+                    vec![(5, "b.example"), (10, "a.example"), (20, "b.example")]
+                )
+            ),
+            vec![
+                ("b.example".to_string(), Some(5)),
+                ("a.example".to_string(), Some(10))
+            ]
+        );
+        assert!(
+            mx_targets(
+                "example",
+                &l(Outcome::Answer, Bogus, vec![(5, "b.example")])
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn ns_records_keep_their_presentation_form() {
+        for text in [
+            "CNAME _25._tcp.shared.example.org.",
+            "3 1 1 00112233",
+            "192.0.2.1",
+        ] {
+            let r: NsRecord = text.parse().unwrap();
+            assert_eq!(r.to_string(), text);
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<NsRecord>(&json).unwrap(), r);
+        }
+        assert!(matches!(
+            "CNAME x.".parse::<NsRecord>().unwrap(),
+            NsRecord::Cname(_)
+        ));
+        assert!(matches!(
+            "3 1 1 00".parse::<NsRecord>().unwrap(),
+            NsRecord::Tlsa(_)
+        ));
+    }
 }

@@ -11,7 +11,7 @@ use super::finding::{Code, Finding, Severity};
 use super::rrset::{self, Served};
 use super::smtp::{SmtpResult, classify};
 use super::tlsa::{MatchingType, Selector, TlsaRdata, Usability};
-use super::verdict::Verdict;
+use super::verdict::HostVerdict;
 
 /// What the domain-level evaluation tells the host evaluation.
 pub struct HostContext<'a> {
@@ -198,7 +198,7 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
         let applies = dane && family_secure(ip);
         let (verdict, reason, f) = if undetermined && probe.is_none() {
             let why = "DANE status unknown: a DNS lookup failed".to_string();
-            (Verdict::NotTested, Some(why), Vec::new())
+            (HostVerdict::NotTested, Some(why), Vec::new())
         } else {
             address_verdict(name, *ip, probe, applies, requires_tls, &by)
         };
@@ -448,7 +448,7 @@ fn address_verdict(
     applies: bool,
     requires_tls: bool,
     authenticated_by: &[usize],
-) -> (Verdict, Option<String>, Vec<Finding>) {
+) -> (HostVerdict, Option<String>, Vec<Finding>) {
     let subject = format!("{host}[{ip}]");
     let finding = |code, msg: String| {
         let f = Finding::new(code, subject.clone())
@@ -458,17 +458,17 @@ fn address_verdict(
     };
     let Some(p) = probe else {
         let v = if applies {
-            Verdict::NotTested
+            HostVerdict::NotTested
         } else {
-            Verdict::NotDane
+            HostVerdict::NotDane
         };
         return (v, applies.then(|| "not probed".into()), vec![]);
     };
-    let not_dane = |v: Verdict| if applies { v } else { Verdict::NotDane };
+    let not_dane = |v: HostVerdict| if applies { v } else { HostVerdict::NotDane };
     match classify(p) {
-        SmtpResult::NotProbed(why) => (not_dane(Verdict::NotTested), Some(why), vec![]),
+        SmtpResult::NotProbed(why) => (not_dane(HostVerdict::NotTested), Some(why), vec![]),
         SmtpResult::Untested { code, message } => (
-            not_dane(Verdict::NotTested),
+            not_dane(HostVerdict::NotTested),
             Some(message.clone()),
             vec![
                 Finding::new(code, subject.clone())
@@ -477,17 +477,17 @@ fn address_verdict(
             ],
         ),
         SmtpResult::Failed { code, message } => (
-            not_dane(Verdict::Fail),
+            not_dane(HostVerdict::Fail),
             Some(message.clone()),
             vec![finding(code, message)],
         ),
-        SmtpResult::Tls if !applies => (Verdict::NotDane, None, vec![]),
+        SmtpResult::Tls if !applies => (HostVerdict::NotDane, None, vec![]),
         SmtpResult::Tls if authenticated_by.is_empty() => (
-            Verdict::Fail,
+            HostVerdict::Fail,
             Some("no usable TLSA record matches the served chain".into()),
             vec![],
         ),
-        SmtpResult::Tls => (Verdict::Pass, None, vec![]),
+        SmtpResult::Tls => (HostVerdict::Pass, None, vec![]),
     }
 }
 
@@ -520,9 +520,12 @@ fn expired_ee(
 fn disagreement(host: &str, addresses: &[AddressAudit]) -> Option<Finding> {
     let tested: Vec<&AddressAudit> = addresses
         .iter()
-        .filter(|a| matches!(a.verdict, Verdict::Pass | Verdict::Fail))
+        .filter(|a| matches!(a.verdict, HostVerdict::Pass | HostVerdict::Fail))
         .collect();
-    let passes = tested.iter().filter(|a| a.verdict == Verdict::Pass).count();
+    let passes = tested
+        .iter()
+        .filter(|a| a.verdict == HostVerdict::Pass)
+        .count();
     if passes == 0 || passes == tested.len() {
         return None;
     }
@@ -547,23 +550,23 @@ fn host_verdict(
     all_unusable: bool,
     tlsa: TlsaState,
     addresses: &[AddressAudit],
-) -> (Verdict, Option<String>) {
+) -> (HostVerdict, Option<String>) {
     if let Some(f) = findings
         .iter()
         .find(|f| f.severity == Severity::Critical && !f.undetermined())
     {
-        return (Verdict::Fail, Some(f.message.clone()));
+        return (HostVerdict::Fail, Some(f.message.clone()));
     }
     if all_unusable && cx.mx_secure {
-        return (Verdict::Fail, Some("no usable TLSA record".into()));
+        return (HostVerdict::Fail, Some("no usable TLSA record".into()));
     }
     if let Some(f) = findings.iter().find(|f| {
         f.undetermined() && matches!(f.code, Code::HostLookupFailed | Code::TlsaLookupFailed)
     }) {
-        return (Verdict::NotTested, Some(f.message.clone()));
+        return (HostVerdict::NotTested, Some(f.message.clone()));
     }
     if let Some(f) = findings.iter().find(|f| f.code == Code::HostNoAddress) {
-        return (Verdict::Fail, Some(f.message.clone()));
+        return (HostVerdict::Fail, Some(f.message.clone()));
     }
     if !dane {
         let why = match tlsa {
@@ -573,9 +576,9 @@ fn host_verdict(
             TlsaState::NotLookedUp => "the host's addresses are not signed",
             _ => "DANE does not apply",
         };
-        return (Verdict::NotDane, Some(why.into()));
+        return (HostVerdict::NotDane, Some(why.into()));
     }
-    match Verdict::worst(addresses.iter().map(|a| a.verdict)) {
+    match HostVerdict::worst(addresses.iter().map(|a| a.verdict)) {
         Some(v) => (
             v,
             addresses
@@ -583,7 +586,10 @@ fn host_verdict(
                 .find(|a| a.verdict == v)
                 .and_then(|a| a.reason.clone()),
         ),
-        None => (Verdict::NotTested, Some("the host has no addresses".into())),
+        None => (
+            HostVerdict::NotTested,
+            Some("the host has no addresses".into()),
+        ),
     }
 }
 

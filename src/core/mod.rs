@@ -4,6 +4,7 @@
 //! the evaluation time is a parameter, so a saved evidence file gives the same
 //! report today and in a year (`dane-audit evaluate --at ...`).
 
+pub mod association;
 pub mod audit;
 pub mod catalogue;
 pub mod cert;
@@ -17,8 +18,8 @@ pub mod host;
 pub mod identity;
 pub mod issuers;
 pub mod nameserver;
-pub mod preflight;
 pub mod record_anchor;
+pub mod rollover;
 pub mod rrset;
 pub mod smtp;
 pub mod tlsa;

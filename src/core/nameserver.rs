@@ -83,7 +83,7 @@ fn sync_findings(host: &str, probes: &[&NsProbe]) -> Option<Finding> {
         .iter()
         .filter(|p| answered(&p.tlsa))
         .map(|p| {
-            let mut r = p.tlsa.records.clone();
+            let mut r: Vec<String> = p.tlsa.records.iter().map(|x| x.to_string()).collect();
             r.sort();
             r
         })
@@ -131,7 +131,7 @@ mod tests {
                 detail: String::new(),
             }),
             authoritative: true,
-            records: records.iter().map(|s| s.to_string()).collect(),
+            records: records.iter().map(|s| s.parse().unwrap()).collect(),
             denial: None,
             ttl: None,
             elapsed_ms: 1,

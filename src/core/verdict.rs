@@ -7,7 +7,7 @@ use serde::Serialize;
 /// Per address, and per host (the worst of its addresses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub enum HostVerdict {
     /// DANE applies and a usable TLSA record authenticated the server.
     Pass,
     /// DANE applies and a DANE sender could not deliver (or DANE is broken).
@@ -18,13 +18,13 @@ pub enum Verdict {
     NotTested,
 }
 
-impl Verdict {
+impl HostVerdict {
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::NotDane => "not-dane",
-            Verdict::NotTested => "not-tested",
+            HostVerdict::Pass => "pass",
+            HostVerdict::Fail => "fail",
+            HostVerdict::NotDane => "not-dane",
+            HostVerdict::NotTested => "not-tested",
         }
     }
 
@@ -32,20 +32,20 @@ impl Verdict {
     /// a pass; not-dane is a separate dimension handled by the domain rule.
     fn rank(self) -> u8 {
         match self {
-            Verdict::Pass => 0,
-            Verdict::NotDane => 1,
-            Verdict::NotTested => 2,
-            Verdict::Fail => 3,
+            HostVerdict::Pass => 0,
+            HostVerdict::NotDane => 1,
+            HostVerdict::NotTested => 2,
+            HostVerdict::Fail => 3,
         }
     }
 
     /// The worst of several verdicts; `None` for an empty set.
-    pub fn worst(all: impl IntoIterator<Item = Verdict>) -> Option<Verdict> {
+    pub fn worst(all: impl IntoIterator<Item = HostVerdict>) -> Option<HostVerdict> {
         all.into_iter().max_by_key(|v| v.rank())
     }
 }
 
-impl fmt::Display for Verdict {
+impl fmt::Display for HostVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -94,17 +94,17 @@ impl DomainVerdict {
     ///
     /// A failing host fails the domain; otherwise an untested host makes the
     /// result incomplete; otherwise pass, partial or not-dane by coverage.
-    pub fn from_hosts(hosts: &[Verdict]) -> DomainVerdict {
+    pub fn from_hosts(hosts: &[HostVerdict]) -> DomainVerdict {
         let has = |v| hosts.contains(&v);
         if hosts.is_empty() {
             DomainVerdict::Incomplete
-        } else if has(Verdict::Fail) {
+        } else if has(HostVerdict::Fail) {
             DomainVerdict::Fail
-        } else if has(Verdict::NotTested) {
+        } else if has(HostVerdict::NotTested) {
             DomainVerdict::Incomplete
-        } else if !has(Verdict::Pass) {
+        } else if !has(HostVerdict::Pass) {
             DomainVerdict::NotDane
-        } else if has(Verdict::NotDane) {
+        } else if has(HostVerdict::NotDane) {
             DomainVerdict::Partial
         } else {
             DomainVerdict::Pass
@@ -120,20 +120,20 @@ impl fmt::Display for DomainVerdict {
 
 #[cfg(test)]
 mod tests {
-    use super::Verdict::*;
+    use super::HostVerdict::*;
     use super::*;
 
     #[test]
     fn host_is_worst_of_addresses() {
-        assert_eq!(Verdict::worst([Pass, Pass]), Some(Pass));
-        assert_eq!(Verdict::worst([Pass, NotTested]), Some(NotTested));
-        assert_eq!(Verdict::worst([NotTested, Fail, Pass]), Some(Fail));
-        assert_eq!(Verdict::worst([]), None);
+        assert_eq!(HostVerdict::worst([Pass, Pass]), Some(Pass));
+        assert_eq!(HostVerdict::worst([Pass, NotTested]), Some(NotTested));
+        assert_eq!(HostVerdict::worst([NotTested, Fail, Pass]), Some(Fail));
+        assert_eq!(HostVerdict::worst([]), None);
     }
 
     #[test]
     fn domain_rule_table() {
-        let cases: &[(&[Verdict], DomainVerdict)] = &[
+        let cases: &[(&[HostVerdict], DomainVerdict)] = &[
             (&[Pass, Pass], DomainVerdict::Pass),
             (&[Pass, NotDane], DomainVerdict::Partial),
             (&[NotDane, NotDane], DomainVerdict::NotDane),

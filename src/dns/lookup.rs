@@ -470,30 +470,6 @@ pub async fn mx(c: &DnsCollector, domain: &str) -> Lookup<MxRecord> {
     l
 }
 
-/// The hosts to examine, in preference order: the MX exchanges (no null
-/// MX), or the domain itself when it has no MX under a secure denial.
-pub fn mx_targets(domain: &str, mx: &Lookup<MxRecord>) -> Vec<(String, Option<u16>)> {
-    let m = &mx.meta;
-    if m.outcome == Outcome::NoData && m.dnssec == DnssecStatus::Secure {
-        return vec![(domain.to_string(), None)];
-    }
-    if m.outcome != Outcome::Answer
-        || !matches!(m.dnssec, DnssecStatus::Secure | DnssecStatus::Insecure)
-    {
-        return Vec::new();
-    }
-    let mut out: Vec<(String, Option<u16>)> = Vec::new();
-    for r in &mx.records {
-        if r.exchange == "." || r.exchange.is_empty() {
-            continue;
-        }
-        if !out.iter().any(|(n, _)| *n == r.exchange) {
-            out.push((r.exchange.clone(), Some(r.preference)));
-        }
-    }
-    out
-}
-
 fn family_secure(l: &Lookup<IpAddr>) -> bool {
     l.meta.outcome == Outcome::Answer
         && l.meta.dnssec == DnssecStatus::Secure
@@ -724,57 +700,5 @@ mod tests {
             .find(|f| f.code == Code::DnssecWitnessDisagree)
             .expect("dnssec-witness-disagree");
         assert!(f.message.contains("EDE 6"), "{}", f.message);
-    }
-
-    #[test]
-    fn implicit_and_null_mx_targets() {
-        let meta = |outcome, dnssec| LookupMeta {
-            qname: "example".into(),
-            outcome,
-            failure: None,
-            dnssec,
-            ttl: None,
-            rrsigs: vec![],
-            cnames: vec![],
-            witness: None,
-        };
-        let l = |outcome, dnssec, recs: Vec<(u16, &str)>| Lookup {
-            meta: meta(outcome, dnssec),
-            records: recs
-                .into_iter()
-                .map(|(p, e)| MxRecord {
-                    preference: p,
-                    exchange: e.into(),
-                })
-                .collect(),
-        };
-        use DnssecStatus::*;
-        assert_eq!(
-            mx_targets("example", &l(Outcome::NoData, Secure, vec![])),
-            vec![("example".to_string(), None)]
-        );
-        assert!(mx_targets("example", &l(Outcome::NoData, Insecure, vec![])).is_empty());
-        assert!(mx_targets("example", &l(Outcome::Answer, Secure, vec![(0, ".")])).is_empty());
-        assert_eq!(
-            mx_targets(
-                "example",
-                &l(
-                    Outcome::Answer,
-                    Insecure,
-                    vec![(5, "b.example"), (10, "a.example"), (20, "b.example")]
-                )
-            ),
-            vec![
-                ("b.example".to_string(), Some(5)),
-                ("a.example".to_string(), Some(10))
-            ]
-        );
-        assert!(
-            mx_targets(
-                "example",
-                &l(Outcome::Answer, Bogus, vec![(5, "b.example")])
-            )
-            .is_empty()
-        );
     }
 }

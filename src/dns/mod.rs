@@ -307,6 +307,7 @@ impl DnsCollector {
             trust_anchor: self.inner.anchor_desc.clone(),
             families: self.inner.cfg.families,
             smtp_skipped: false,
+            nameserver_checks: self.inner.cfg.nameserver_checks,
         }
     }
 
@@ -363,7 +364,7 @@ impl DnsCollector {
             .map(|(s, _)| s)
             .unwrap_or_else(|_| domain.trim().to_ascii_lowercase());
         let mx = self.mx(domain).await;
-        let targets = lookup::mx_targets(&shown, &mx);
+        let targets = crate::core::evidence::mx_targets(&shown, &mx);
         let hosts: Vec<HostEvidence> = futures_util::future::join_all(
             targets.into_iter().map(|(name, pref)| host(name, pref)),
         )

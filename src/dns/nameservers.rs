@@ -20,7 +20,7 @@ use super::upstream::{Fetched, Pinned, pinned, rcode_kind, rcode_str, traced};
 use super::{DnsCollector, family_ok, now};
 use crate::core::dnssec::DnssecStatus;
 use crate::core::evidence::FailureKind;
-use crate::core::evidence::{Failure, NsAnswer, NsProbe, Outcome, ZoneSignatures};
+use crate::core::evidence::{Failure, NsAnswer, NsProbe, NsRecord, Outcome, ZoneSignatures};
 
 /// Most server addresses probed per zone (a zone with 13 NS names × 2 families is 26).
 const MAX_SERVERS: usize = 32;
@@ -316,19 +316,17 @@ fn answer(f: &Fetched, qname: &Name, qtype: RecordType) -> NsAnswer {
         r.name == *qname && (r.record_type() == qtype || r.record_type() == RecordType::CNAME)
     };
     let ttl = resp.answers.iter().filter(here).map(|r| r.ttl).min();
-    let mut records: Vec<String> = resp
+    let mut records: Vec<NsRecord> = resp
         .answers
         .iter()
         .filter(here)
-        .map(|r| {
-            if r.record_type() == RecordType::CNAME {
-                format!("CNAME {}", r.data)
-            } else {
-                convert::presentation(r)
-            }
+        .map(|r| match (r.record_type(), convert::tlsa(r)) {
+            (RecordType::CNAME, _) => NsRecord::Cname(r.data.to_string()),
+            (_, Some(t)) => NsRecord::Tlsa(t),
+            _ => NsRecord::Other(convert::presentation(r)),
         })
         .collect();
-    records.sort();
+    records.sort_by_cached_key(|r| r.to_string());
     records.dedup();
     let outcome = match outcome {
         Outcome::Failed => Outcome::Failed,

@@ -7,6 +7,7 @@
 
 mod csv;
 mod json;
+pub mod rollover;
 mod text;
 
 use std::io::{self, Write};
@@ -42,7 +43,9 @@ pub struct RunInfo {
     pub resolvers: Vec<String>,
     pub trust_anchor: String,
     pub families: Vec<&'static str>,
-    pub fail_on: String,
+    /// The gate's threshold (`preflight` has none: its exit is its readiness).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_on: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

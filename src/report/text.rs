@@ -10,7 +10,7 @@ use super::{Row, RunInfo, Sink, Summary, severity_counts};
 use crate::core::audit::{AddressAudit, DomainAudit, HostAudit, RrsetView};
 use crate::core::evidence::Outcome;
 use crate::core::finding::{Finding, Severity};
-use crate::core::verdict::{DomainVerdict, Verdict};
+use crate::core::verdict::{DomainVerdict, HostVerdict};
 
 pub struct TextSink<'w> {
     out: Box<dyn Write + 'w>,
@@ -102,7 +102,7 @@ impl<'w> TextSink<'w> {
             self.verdict(h.verdict.as_str()),
             h.reason
                 .as_ref()
-                .filter(|_| h.verdict != Verdict::Pass)
+                .filter(|_| h.verdict != HostVerdict::Pass)
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default()
         )?;

@@ -20,14 +20,14 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::collect::Collector;
+use crate::collect::polite::RateLimiter;
 use crate::core::audit::DomainAudit;
 use crate::core::evidence::Timestamp;
 use crate::core::{EvalOptions, evaluate};
 use crate::report::{Row, Sink};
 
-use super::engine::Engine;
 use super::input::{Line, LineReader, classify};
-use super::limits::RateLimiter;
 use super::progress::Progress;
 use super::recent::Lru;
 use super::resume::DoneLines;
@@ -68,7 +68,7 @@ impl EvalSpec {
     }
 }
 
-/// One scan's settings besides the engine.
+/// One scan's settings besides the collector.
 pub struct Job {
     pub input: Box<dyn BufRead + Send>,
     /// Input size in bytes, when known (progress ETA).
@@ -212,7 +212,7 @@ struct Pending {
 /// `job.grace`; the second abandons them at once.
 pub async fn run(
     job: Job,
-    engine: Arc<Engine>,
+    collector: Arc<Collector>,
     sink: &mut dyn Sink,
     mut interrupts: mpsc::UnboundedReceiver<()>,
 ) -> io::Result<RunResult> {
@@ -302,14 +302,14 @@ pub async fn run(
                             counts.duplicates += 1;
                             p.lines.push(no);
                             waiting += 1;
-                        } else if let Some(entry) = engine.skip.domain(&domain) {
+                        } else if let Some(entry) = collector.skip_list().domain(&domain) {
                             counts.skipped += 1;
                             let error = format!("not contacted: {entry} is on the skip list");
                             sink.row(&Row::Error { input: &domain, error: &error, line: Some(no) })?;
                             tally.add_error();
                         } else {
                             counts.audited += 1;
-                            let (e, ev, r, d) = (Arc::clone(&engine), Arc::clone(&eval), rate.clone(), domain.clone());
+                            let (e, ev, r, d) = (Arc::clone(&collector), Arc::clone(&eval), rate.clone(), domain.clone());
                             let handle = tokio::spawn(async move {
                                 if let Some(r) = r {
                                     r.wait().await;

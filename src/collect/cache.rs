@@ -139,6 +139,14 @@ impl<K: Clone + Eq + Hash, V: Clone> SharedCache<K, V> {
         slot
     }
 
+    /// Forgets every entry: later uses compute again. Work in flight still
+    /// completes for those already waiting on it.
+    pub fn clear(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.map.clear();
+        st.order.clear();
+    }
+
     pub fn stats(&self) -> CacheStats {
         let entries = self
             .state
@@ -222,6 +230,15 @@ mod tests {
         let v = cache.get_or_compute(1, |_| LONG, || async { 2 }).await;
         assert_eq!(v, 2);
         assert_eq!(cache.stats().misses, 2);
+    }
+
+    #[tokio::test]
+    async fn cleared_entries_are_computed_again() {
+        let cache: SharedCache<u32, u32> = SharedCache::new(4);
+        cache.get_or_compute(1, |_| LONG, || async { 1 }).await;
+        cache.clear();
+        assert_eq!(cache.stats().entries, 0);
+        assert_eq!(cache.get_or_compute(1, |_| LONG, || async { 2 }).await, 2);
     }
 
     #[tokio::test]

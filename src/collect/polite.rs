@@ -1,11 +1,83 @@
-//! Politeness: rate limits, global and per destination address.
+//! Politeness: at most a few connections at a time to one destination
+//! address, and rate limits, global and per destination address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+/// Limits concurrent connections per destination address (default 1), so a
+/// host shared by many MX names is never hit in parallel. Entries live only
+/// while someone holds or waits for them, so memory follows the work in flight.
+pub struct AddressGate {
+    per_address: usize,
+    slots: Mutex<HashMap<IpAddr, Weak<Semaphore>>>,
+}
+
+impl AddressGate {
+    pub fn new(per_address: usize) -> AddressGate {
+        AddressGate {
+            per_address: per_address.max(1),
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for a connection slot to `ip`.
+    pub async fn enter(&self, ip: IpAddr) -> OwnedSemaphorePermit {
+        let sem = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            if slots.len() > 4096 {
+                slots.retain(|_, w| w.strong_count() > 0);
+            }
+            match slots.get(&ip).and_then(Weak::upgrade) {
+                Some(s) => s,
+                None => {
+                    let s = Arc::new(Semaphore::new(self.per_address));
+                    slots.insert(ip, Arc::downgrade(&s));
+                    s
+                }
+            }
+        };
+        sem.acquire_owned()
+            .await
+            .expect("address gate semaphores are never closed")
+    }
+}
+
+/// Every limit on SMTP connections.
+pub struct Politeness {
+    pub gate: AddressGate,
+    pub per_address_rate: Option<PerAddressRate>,
+    pub connection_rate: Option<RateLimiter>,
+}
+
+impl Politeness {
+    /// `per_address` connections at once to one address; rates per second
+    /// (0: unlimited).
+    pub fn new(per_address: usize, per_address_rate: f64, connection_rate: f64) -> Politeness {
+        Politeness {
+            gate: AddressGate::new(per_address),
+            per_address_rate: PerAddressRate::per_second(per_address_rate),
+            connection_rate: RateLimiter::per_second(connection_rate),
+        }
+    }
+
+    /// Waits until a connection to `ip` is allowed; the connection may be
+    /// made while the returned permit is held.
+    pub async fn admit(&self, ip: IpAddr) -> OwnedSemaphorePermit {
+        let slot = self.gate.enter(ip).await;
+        if let Some(r) = &self.per_address_rate {
+            r.wait(ip).await;
+        }
+        if let Some(r) = &self.connection_rate {
+            r.wait().await;
+        }
+        slot
+    }
+}
 
 /// Evenly spaced permits: at most `rate` per second, no bursts (each caller
 /// gets the next free slot and sleeps until it).
