@@ -7,10 +7,10 @@ use crate::core::cert::CertInfo;
 use crate::core::dane::match_record;
 use crate::core::diagnosis::diagnose;
 use crate::core::evidence::{Timestamp, parse_evidence};
-use crate::core::tlsa::{TlsaRdata, parse_zone_line};
+use crate::core::tlsa::TlsaRdata;
 use crate::core::{EvalOptions, evaluate};
-use crate::input::normalize_domain;
-use crate::scan::input::{Line, LineReader, classify};
+use crate::domain::normalize_domain;
+use crate::scan::lines::{Line, LineReader, classify};
 use crate::smtp::reply::{Framed, Limits};
 
 /// The evaluation time used by the targets (inside the test PKI's validity).
@@ -41,7 +41,8 @@ pub fn smtp_reply(data: &[u8]) {
     });
 }
 
-/// TLSA text: a parsed record prints back to text that parses to itself.
+/// TLSA text: a parsed record prints back to text that parses to itself;
+/// zone-file text (`--tlsa-file`) never panics the reader.
 pub fn tlsa_text(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -52,8 +53,10 @@ pub fn tlsa_text(data: &[u8]) {
         assert_eq!(again, r);
         let _ = r.short();
     }
-    if let Ok((_, r)) = parse_zone_line(text) {
-        let _ = r.usability();
+    if let Ok(candidates) = crate::cli::preflight::tlsa_candidates(text) {
+        for c in candidates {
+            let _ = c.rdata.usability();
+        }
     }
 }
 

@@ -40,7 +40,7 @@ impl SkipList {
             } else if let Ok(ip) = entry.trim_matches(['[', ']']).parse::<IpAddr>() {
                 s.nets.push(IpNet::from(ip));
             } else {
-                let d = crate::input::normalize_domain(entry).map_err(|e| bad(e.to_string()))?;
+                let d = crate::domain::normalize_domain(entry).map_err(|e| bad(e.to_string()))?;
                 s.domains.insert(d);
             }
         }

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use crate::core::audit::DomainAudit;
 use crate::core::evaluate;
 use crate::core::evidence::{Evidence, FailureKind, Outcome};
-use crate::input::normalize_domain;
+use crate::domain::normalize_domain;
 use crate::report::{Format, Row, RunInfo, Summary};
 
 use super::exit::{CliError, Exit};

@@ -17,10 +17,11 @@ use crate::core::evidence::{CollectorInfo, Evidence, Outcome, Timestamp, parse_e
 use crate::core::rollover::{
     self, CandidateRecord, Decision, NewCertificate, Readiness, STATE_SCHEMA_VERSION, State,
 };
-use crate::core::tlsa::{TlsaRdata, parse_zone_line};
-use crate::input::normalize_domain;
+use crate::core::tlsa::{TlsaParseError, TlsaRdata};
+use crate::domain::normalize_domain;
 use crate::report::rollover as rollover_report;
 use crate::report::{Format, RunInfo};
+use crate::zonefile::{self, Fault};
 
 use super::check::save_evidence;
 use super::exit::{CliError, Exit};
@@ -236,8 +237,8 @@ fn load_candidate(args: &PreflightArgs) -> Result<Option<Vec<CandidateRecord>>, 
         let bytes = read(p)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| CliError::usage(format!("{}: not UTF-8 text", p.display())))?;
-        let found = parse_tlsa_file(&text)
-            .map_err(|(line, e)| CliError::usage(format!("{}:{line}: {e}", p.display())))?;
+        let found = tlsa_candidates(&text)
+            .map_err(|e| CliError::usage(format!("{}:{}: {}", p.display(), e.line, e.fault)))?;
         if found.is_empty() {
             return Err(CliError::usage(format!(
                 "{}: no TLSA record found (zone-file lines such as `_25._tcp.mx.example.org. IN TLSA 3 1 1 <hex>`)",
@@ -249,43 +250,45 @@ fn load_candidate(args: &PreflightArgs) -> Result<Option<Vec<CandidateRecord>>, 
     Ok(Some(out))
 }
 
-/// Zone-file lines: comments, `$` directives, other record types and
-/// parenthesised continuations are handled; a TLSA line that does not parse
-/// is an error with its line number.
-pub fn parse_tlsa_file(text: &str) -> Result<Vec<CandidateRecord>, (usize, String)> {
+/// Why a candidate TLSA file cannot be used, and where.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {fault}")]
+pub struct CandidateFileError {
+    pub line: usize,
+    pub fault: CandidateFault,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CandidateFault {
+    #[error(transparent)]
+    Syntax(#[from] Fault),
+    #[error(transparent)]
+    Record(#[from] TlsaParseError),
+}
+
+/// The TLSA records of zone-file text ([`crate::zonefile`] syntax): lines
+/// of other types are skipped, a line of bare RDATA (`3 1 1 <hex>`) counts.
+pub fn tlsa_candidates(text: &str) -> Result<Vec<CandidateRecord>, CandidateFileError> {
     let mut out = Vec::new();
-    let mut joined = String::new();
-    let mut start = 0;
-    let mut depth = 0usize;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.split(';').next().unwrap_or("");
-        if depth == 0 {
-            joined.clear();
-            start = i + 1;
+    let entries = zonefile::entries(text).map_err(|e| CandidateFileError {
+        line: e.line,
+        fault: e.fault.into(),
+    })?;
+    for e in entries {
+        let bare = e.rtype.is_none() && e.rdata.first().is_some_and(|f| f.parse::<u8>().is_ok());
+        if e.rtype.as_deref() == Some("TLSA") || bare {
+            let rdata =
+                e.rdata_text()
+                    .parse()
+                    .map_err(|err: TlsaParseError| CandidateFileError {
+                        line: e.line,
+                        fault: err.into(),
+                    })?;
+            out.push(CandidateRecord {
+                owner: e.owner.clone(),
+                rdata,
+            });
         }
-        for c in line.chars() {
-            match c {
-                '(' => depth += 1,
-                ')' => depth = depth.saturating_sub(1),
-                c => joined.push(c),
-            }
-        }
-        joined.push(' ');
-        if depth > 0 {
-            continue;
-        }
-        let l = joined.trim();
-        if l.is_empty() || l.starts_with('$') {
-            continue;
-        }
-        match parse_zone_line(l) {
-            Ok((owner, rdata)) => out.push(CandidateRecord { owner, rdata }),
-            Err(crate::core::tlsa::TlsaParseError::NotTlsa(_)) => {}
-            Err(e) => return Err((start, e.to_string())),
-        }
-    }
-    if depth > 0 {
-        return Err((start, "unbalanced parentheses".into()));
     }
     Ok(out)
 }
@@ -741,15 +744,20 @@ mod tests {
             &d[..32],
             &d[32..]
         );
-        let got = parse_tlsa_file(&text).unwrap();
+        let got = tlsa_candidates(&text).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].owner.as_deref(), Some("_25._tcp.mx.example.org."));
-        assert_eq!(got[1].owner.as_deref(), Some("_25._tcp.mx2"));
+        assert_eq!(got[1].owner.as_deref(), Some("_25._tcp.mx2.example.org."));
         assert_eq!(got[1].rdata.data.len(), 32);
         let bad = "_25._tcp.mx IN TLSA 3 1 1 zz\n";
-        assert_eq!(parse_tlsa_file(bad).unwrap_err().0, 1);
-        assert!(parse_tlsa_file("x IN TLSA 3 1 1 (\n ab").is_err());
-        assert!(parse_tlsa_file("mx IN A 192.0.2.1\n").unwrap().is_empty());
+        let e = tlsa_candidates(bad).unwrap_err();
+        assert!(
+            matches!(e.fault, CandidateFault::Record(_)) && e.line == 1,
+            "{e}"
+        );
+        assert!(tlsa_candidates("x IN TLSA 3 1 1 (\n ab").is_err());
+        assert!(tlsa_candidates("mx IN A 192.0.2.1\n").unwrap().is_empty());
+        assert_eq!(tlsa_candidates(&format!("3 1 1 {d}\n")).unwrap().len(), 1);
     }
 
     #[test]

@@ -248,8 +248,6 @@ pub enum TlsaParseError {
     BadNumber { field: &'static str, value: String },
     #[error("certificate association data is not hexadecimal: {0}")]
     BadHex(String),
-    #[error("not a TLSA record line: {0}")]
-    NotTlsa(String),
 }
 
 fn parse_u8(field: &'static str, s: &str) -> Result<u8, TlsaParseError> {
@@ -284,33 +282,6 @@ impl FromStr for TlsaRdata {
             data,
         })
     }
-}
-
-/// Parses one zone-file line holding a TLSA record, e.g.
-/// `_25._tcp.mx.example. 3600 IN TLSA 3 1 1 ab12...`, or bare rdata.
-/// Returns the owner name when the line has one.
-pub fn parse_zone_line(line: &str) -> Result<(Option<String>, TlsaRdata), TlsaParseError> {
-    let line = line.split(';').next().unwrap_or("").trim();
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    match fields.iter().position(|f| f.eq_ignore_ascii_case("TLSA")) {
-        Some(i) => {
-            let owner = (i > 0)
-                .then(|| fields[0])
-                .filter(|o| !o.chars().all(|c| c.is_ascii_digit()) && !is_class(o))
-                .map(str::to_string);
-            Ok((owner, fields[i + 1..].join(" ").parse()?))
-        }
-        None if fields.first().is_some_and(|f| f.parse::<u8>().is_ok()) => {
-            Ok((None, line.parse()?))
-        }
-        None => Err(TlsaParseError::NotTlsa(line.chars().take(60).collect())),
-    }
-}
-
-fn is_class(s: &str) -> bool {
-    ["IN", "CH", "HS", "ANY"]
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case(s))
 }
 
 impl Serialize for TlsaRdata {
@@ -390,19 +361,5 @@ mod tests {
             };
             assert_eq!(got, want, "{text}");
         }
-    }
-
-    #[test]
-    fn parses_zone_lines() {
-        let d = "ab".repeat(32);
-        let (owner, rd) =
-            parse_zone_line(&format!("_25._tcp.mx.example. 3600 IN TLSA 3 1 1 {d} ; c")).unwrap();
-        assert_eq!(owner.as_deref(), Some("_25._tcp.mx.example."));
-        assert_eq!(rd.data.len(), 32);
-        let (owner, _) = parse_zone_line(&format!("IN TLSA 2 1 1 {d}")).unwrap();
-        assert_eq!(owner, None);
-        let (owner, _) = parse_zone_line(&format!("2 1 1 {d}")).unwrap();
-        assert_eq!(owner, None);
-        assert!(parse_zone_line("mx.example. IN A 192.0.2.1").is_err());
     }
 }

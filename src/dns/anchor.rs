@@ -13,6 +13,7 @@ use hickory_resolver::proto::rr::{LowerName, Name, RData, RecordType};
 
 use super::DnsSetupError;
 use super::upstream::Net;
+use crate::zonefile::{self, Entry, ZoneFileError};
 
 /// One anchor record read from a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,122 +33,121 @@ pub enum AnchorRecord {
     },
 }
 
-/// Parses DNSKEY and DS records in zone-file syntax: `owner [ttl] [class]
-/// TYPE rdata`, with `;` comments and `( ... )` across lines. Errors name the
-/// line.
-pub fn parse_anchor_text(text: &str) -> Result<Vec<AnchorRecord>, String> {
-    let mut out = Vec::new();
-    let mut tokens: Vec<String> = Vec::new();
-    let mut depth = 0usize;
-    let mut start_line = 0usize;
-    let mut last_owner: Option<String> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.split(';').next().unwrap_or("");
-        if depth == 0 {
-            if line.trim().is_empty() || line.trim_start().starts_with('$') {
-                continue;
-            }
-            start_line = i + 1;
-            if line.starts_with([' ', '\t']) {
-                // Owner omitted: the previous one.
-                match &last_owner {
-                    Some(o) => tokens.push(o.clone()),
-                    None => return Err(format!("line {}: no owner name", i + 1)),
-                }
-            }
-        }
-        for ch in line.chars() {
-            match ch {
-                '(' => depth += 1,
-                ')' => {
-                    depth = depth
-                        .checked_sub(1)
-                        .ok_or_else(|| format!("line {}: unbalanced ')'", i + 1))?
-                }
-                _ => {}
-            }
-        }
-        tokens.extend(
-            line.replace(['(', ')'], " ")
-                .split_whitespace()
-                .map(str::to_string),
-        );
-        if depth == 0 && !tokens.is_empty() {
-            let rec = parse_record(&tokens).map_err(|e| format!("line {start_line}: {e}"))?;
-            last_owner = Some(tokens[0].clone());
-            out.push(rec);
-            tokens.clear();
-        }
-    }
-    if depth != 0 {
-        return Err(format!("line {start_line}: unbalanced '('"));
-    }
-    Ok(out)
+/// Why a trust anchor file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnchorError {
+    #[error(transparent)]
+    Syntax(#[from] ZoneFileError),
+    #[error("line {0}: no owner name")]
+    NoOwner(usize),
+    #[error("line {line}: owner name {owner:?}: {why}")]
+    Owner {
+        line: usize,
+        owner: String,
+        why: String,
+    },
+    #[error("line {line}: record type {found} is not a trust anchor (DNSKEY or DS expected)")]
+    NotAnAnchor { line: usize, found: String },
+    #[error("line {line}: {rtype}: {what} missing")]
+    Missing {
+        line: usize,
+        rtype: &'static str,
+        what: &'static str,
+    },
+    #[error("line {line}: {rtype}: {what} {value:?} is not a number that fits")]
+    Number {
+        line: usize,
+        rtype: &'static str,
+        what: &'static str,
+        value: String,
+    },
+    #[error("line {line}: {rtype}: {what} is not {encoding}")]
+    Encoding {
+        line: usize,
+        rtype: &'static str,
+        what: &'static str,
+        encoding: &'static str,
+    },
 }
 
-fn parse_record(t: &[String]) -> Result<AnchorRecord, String> {
-    let owner_s = &t[0];
+/// Parses DNSKEY and DS records in zone-file syntax ([`crate::zonefile`]).
+pub fn parse_anchor_text(text: &str) -> Result<Vec<AnchorRecord>, AnchorError> {
+    zonefile::entries(text)?.iter().map(anchor).collect()
+}
+
+fn anchor(e: &Entry) -> Result<AnchorRecord, AnchorError> {
+    let line = e.line;
+    let owner_s = e.owner.as_deref().ok_or(AnchorError::NoOwner(line))?;
     let owner = Name::from_ascii(if owner_s.ends_with('.') {
-        owner_s.clone()
+        owner_s.to_string()
     } else {
         format!("{owner_s}.")
     })
-    .map_err(|e| format!("owner name {owner_s:?}: {e}"))?;
-    let mut i = 1;
-    // Optional TTL and class, in either order.
-    while i < t.len() && (t[i].parse::<u32>().is_ok() || t[i].eq_ignore_ascii_case("IN")) {
-        i += 1;
-    }
-    let ty = t.get(i).ok_or("record type missing")?.to_ascii_uppercase();
-    let rd = &t[i + 1..];
-    let num = |k: usize, what: &str| -> Result<u64, String> {
-        rd.get(k)
-            .ok_or_else(|| format!("{ty}: {what} missing"))?
-            .parse::<u64>()
-            .map_err(|_| format!("{ty}: {what} {:?} is not a number", rd[k]))
+    .map_err(|err| AnchorError::Owner {
+        line,
+        owner: owner_s.to_string(),
+        why: err.to_string(),
+    })?;
+    let rtype: &'static str = match e.rtype.as_deref() {
+        Some("DNSKEY") => "DNSKEY",
+        Some("DS") => "DS",
+        other => {
+            return Err(AnchorError::NotAnAnchor {
+                line,
+                found: other.unwrap_or("(none)").to_string(),
+            });
+        }
     };
-    match ty.as_str() {
-        "DNSKEY" => {
-            let flags = u16::try_from(num(0, "flags")?).map_err(|_| "DNSKEY: flags too large")?;
-            let algorithm =
-                u8::try_from(num(2, "algorithm")?).map_err(|_| "DNSKEY: algorithm too large")?;
-            let b64: String = rd.get(3..).unwrap_or_default().concat();
-            if b64.is_empty() {
-                return Err("DNSKEY: public key missing".into());
-            }
-            let key = base64::engine::general_purpose::STANDARD
-                .decode(b64.as_bytes())
-                .map_err(|e| format!("DNSKEY: public key is not base64: {e}"))?;
-            Ok(AnchorRecord::Dnskey {
-                owner,
-                flags,
-                algorithm,
-                key,
+    let field = |k: usize, what: &'static str| -> Result<&str, AnchorError> {
+        e.rdata
+            .get(k)
+            .map(String::as_str)
+            .ok_or(AnchorError::Missing { line, rtype, what })
+    };
+    let number = |k: usize, what: &'static str, max: u64| -> Result<u64, AnchorError> {
+        let v = field(k, what)?;
+        v.parse::<u64>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| AnchorError::Number {
+                line,
+                rtype,
+                what,
+                value: v.to_string(),
             })
-        }
-        "DS" => {
-            let key_tag = u16::try_from(num(0, "key tag")?).map_err(|_| "DS: key tag too large")?;
-            let algorithm =
-                u8::try_from(num(1, "algorithm")?).map_err(|_| "DS: algorithm too large")?;
-            let digest_type =
-                u8::try_from(num(2, "digest type")?).map_err(|_| "DS: digest type too large")?;
-            let hexs: String = rd.get(3..).unwrap_or_default().concat();
-            if hexs.is_empty() {
-                return Err("DS: digest missing".into());
-            }
-            let digest = hex::decode(&hexs).map_err(|e| format!("DS: digest is not hex: {e}"))?;
-            Ok(AnchorRecord::Ds {
-                owner,
-                key_tag,
-                algorithm,
-                digest_type,
-                digest,
-            })
-        }
-        other => Err(format!(
-            "record type {other} is not a trust anchor (DNSKEY or DS expected)"
-        )),
+    };
+    let rest = || e.rdata.get(3..).unwrap_or_default().concat();
+    let encoding = |what, encoding| AnchorError::Encoding {
+        line,
+        rtype,
+        what,
+        encoding,
+    };
+    if rtype == "DNSKEY" {
+        let (flags, algorithm) = (number(0, "flags", 0xffff)?, number(2, "algorithm", 0xff)?);
+        field(3, "public key")?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(rest().as_bytes())
+            .map_err(|_| encoding("the public key", "base64"))?;
+        return Ok(AnchorRecord::Dnskey {
+            owner,
+            flags: flags as u16,
+            algorithm: algorithm as u8,
+            key,
+        });
     }
+    let key_tag = number(0, "key tag", 0xffff)?;
+    let algorithm = number(1, "algorithm", 0xff)?;
+    let digest_type = number(2, "digest type", 0xff)?;
+    field(3, "digest")?;
+    let digest = hex::decode(rest()).map_err(|_| encoding("the digest", "hex"))?;
+    Ok(AnchorRecord::Ds {
+        owner,
+        key_tag: key_tag as u16,
+        algorithm: algorithm as u8,
+        digest_type: digest_type as u8,
+        digest,
+    })
 }
 
 /// Builds hickory trust anchors from parsed records, fetching DNSKEY sets
@@ -260,16 +260,16 @@ mod tests {
 
     #[test]
     fn rejects_other_types_and_bad_data() {
-        assert!(
-            parse_anchor_text(". IN A 192.0.2.1\n")
-                .unwrap_err()
-                .contains("line 1")
-        );
-        assert!(
-            parse_anchor_text("\n. DS 1 8 2 zz\n")
-                .unwrap_err()
-                .starts_with("line 2")
-        );
+        assert!(matches!(
+            parse_anchor_text(". IN A 192.0.2.1\n").unwrap_err(),
+            AnchorError::NotAnAnchor { line: 1, .. }
+        ));
+        let e = parse_anchor_text("\n. DS 1 8 2 zz\n").unwrap_err();
+        assert!(e.to_string().starts_with("line 2: DS: the digest"), "{e}");
+        assert!(matches!(
+            parse_anchor_text(". DNSKEY 70000 3 8 AwEA\n").unwrap_err(),
+            AnchorError::Number { what: "flags", .. }
+        ));
         assert!(parse_anchor_text(". DNSKEY 257 3 8 (abc\n").is_err());
         assert!(parse_anchor_text("").unwrap().is_empty());
     }

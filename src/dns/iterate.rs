@@ -123,55 +123,78 @@ pub const IANA_ROOT_SERVERS: &[&str] = &[
     "2001:dc3::35",
 ];
 
-/// Reads a root hints file: zone-file lines `owner [ttl] [class] TYPE rdata`
-/// (`;` comments, `$` directives ignored). The roots are the A/AAAA
-/// addresses of the names in the NS RRset of `.`, or every A/AAAA address
-/// when the file has no NS line; a line holding just an address counts too.
-pub fn parse_root_hints(text: &str) -> Result<Vec<IpAddr>, String> {
+/// Why a root hints file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RootHintsError {
+    #[error("cannot read {path}: {err}")]
+    Read { path: String, err: std::io::Error },
+    #[error("{path}: {err}")]
+    Syntax {
+        path: String,
+        err: crate::zonefile::ZoneFileError,
+    },
+    #[error("line {0}: {1:?} is not a record or an address")]
+    NotAnAddress(usize, String),
+    #[error("line {0}: record type or data missing")]
+    Incomplete(usize),
+    #[error("line {line}: {rtype} record with address {data:?}")]
+    WrongAddress {
+        line: usize,
+        rtype: String,
+        data: String,
+    },
+    #[error("line {0}: unexpected record type {1}")]
+    UnexpectedType(usize, String),
+    #[error("no root server address (A/AAAA of the NS names of `.`)")]
+    Empty,
+    #[error("no root server address usable over the allowed address families")]
+    NoUsableFamily,
+}
+
+/// Reads a root hints file ([`crate::zonefile`] syntax). The roots are the
+/// A/AAAA addresses of the names in the NS RRset of `.`, or every A/AAAA
+/// address when the file has no NS line; a line holding just an address
+/// counts too.
+pub fn parse_root_hints(text: &str) -> Result<Vec<IpAddr>, RootHintsError> {
+    let entries = crate::zonefile::entries(text).map_err(|err| RootHintsError::Syntax {
+        path: "root hints".into(),
+        err,
+    })?;
     let mut ns: HashSet<String> = HashSet::new();
     let mut addrs: Vec<(String, IpAddr)> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.split(';').next().unwrap_or("").trim();
-        if line.is_empty() || line.starts_with('$') {
+    for e in &entries {
+        let owner = e
+            .owner
+            .as_deref()
+            .map(|o| absolute_lower(o))
+            .unwrap_or_default();
+        let Some(rtype) = e.rtype.as_deref() else {
+            match e.rdata.as_slice() {
+                [one] => match one.parse::<IpAddr>() {
+                    Ok(ip) => addrs.push((String::new(), ip)),
+                    Err(_) => return Err(RootHintsError::NotAnAddress(e.line, one.clone())),
+                },
+                _ => return Err(RootHintsError::Incomplete(e.line)),
+            }
             continue;
-        }
-        let t: Vec<&str> = line.split_whitespace().collect();
-        if t.len() == 1 {
-            let ip = t[0]
-                .parse::<IpAddr>()
-                .map_err(|_| format!("line {}: {:?} is not a record or an address", i + 1, t[0]))?;
-            addrs.push((String::new(), ip));
-            continue;
-        }
-        let owner = t[0].to_ascii_lowercase();
-        let owner = if owner.ends_with('.') {
-            owner
-        } else {
-            format!("{owner}.")
         };
-        let mut k = 1;
-        while k < t.len() && (t[k].parse::<u32>().is_ok() || t[k].eq_ignore_ascii_case("IN")) {
-            k += 1;
-        }
-        let (Some(ty), Some(data)) = (t.get(k), t.get(k + 1)) else {
-            return Err(format!("line {}: record type or data missing", i + 1));
-        };
-        match ty.to_ascii_uppercase().as_str() {
+        let data = e.rdata.first().ok_or(RootHintsError::Incomplete(e.line))?;
+        match rtype {
             "NS" if owner == "." => {
-                let n = data.to_ascii_lowercase();
-                ns.insert(if n.ends_with('.') { n } else { format!("{n}.") });
+                ns.insert(absolute_lower(data));
             }
             "NS" => {}
-            "A" | "AAAA" => {
-                let ip = data
-                    .parse::<IpAddr>()
-                    .map_err(|_| format!("line {}: {data:?} is not an address", i + 1))?;
-                if (ty.eq_ignore_ascii_case("A")) != ip.is_ipv4() {
-                    return Err(format!("line {}: {ty} record with address {ip}", i + 1));
+            "A" | "AAAA" => match data.parse::<IpAddr>() {
+                Ok(ip) if (rtype == "A") == ip.is_ipv4() => addrs.push((owner, ip)),
+                _ => {
+                    return Err(RootHintsError::WrongAddress {
+                        line: e.line,
+                        rtype: rtype.to_string(),
+                        data: data.clone(),
+                    });
                 }
-                addrs.push((owner, ip));
-            }
-            other => return Err(format!("line {}: unexpected record type {other}", i + 1)),
+            },
+            other => return Err(RootHintsError::UnexpectedType(e.line, other.to_string())),
         }
     }
     let mut out: Vec<IpAddr> = addrs
@@ -181,22 +204,33 @@ pub fn parse_root_hints(text: &str) -> Result<Vec<IpAddr>, String> {
         .collect();
     out.dedup();
     if out.is_empty() {
-        return Err("no root server address (A/AAAA of the NS names of `.`)".into());
+        return Err(RootHintsError::Empty);
     }
     Ok(out)
 }
 
+fn absolute_lower(name: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    if n.ends_with('.') { n } else { format!("{n}.") }
+}
+
 /// The root server addresses: from `hints`, or the IANA ones built in.
-pub fn load_roots(hints: Option<&Path>) -> Result<Vec<IpAddr>, String> {
+pub fn load_roots(hints: Option<&Path>) -> Result<Vec<IpAddr>, RootHintsError> {
     match hints {
         None => Ok(IANA_ROOT_SERVERS
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect()),
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-            parse_root_hints(&text).map_err(|e| format!("{}: {e}", p.display()))
+            let path = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|err| RootHintsError::Read {
+                path: path.clone(),
+                err,
+            })?;
+            parse_root_hints(&text).map_err(|err| match err {
+                RootHintsError::Syntax { err, .. } => RootHintsError::Syntax { path, err },
+                other => other,
+            })
         }
     }
 }

@@ -525,7 +525,7 @@ pub async fn host(c: &DnsCollector, name: &str, preference: Option<u16>) -> Host
         let n = tlsa_name(b);
         async move {
             match (n, checks) {
-                (Some(n), true) => super::nameservers::probe_servers(c, &n).await,
+                (Some(n), true) => super::ns_probe::probe_servers(c, &n).await,
                 _ => Vec::new(),
             }
         }

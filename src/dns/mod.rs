@@ -21,7 +21,7 @@ mod anchor;
 mod convert;
 pub mod iterate;
 mod lookup;
-mod nameservers;
+mod ns_probe;
 mod transport;
 mod upstream;
 mod wildcard;
@@ -34,7 +34,7 @@ use std::time::Duration;
 use hickory_resolver::net::dnssec::DnssecDnsHandle;
 use hickory_resolver::proto::dnssec::TrustAnchors;
 
-pub use anchor::{AnchorRecord, parse_anchor_text};
+pub use anchor::{AnchorError, AnchorRecord, parse_anchor_text};
 pub use lookup::witness_from_response;
 
 use crate::core::evidence::{
@@ -123,8 +123,8 @@ pub enum DnsSetupError {
     NoResolverForFamily(String),
     #[error("cannot read {path}: {err}")]
     Read { path: String, err: std::io::Error },
-    #[error("{path}: {msg}")]
-    AnchorParse { path: String, msg: String },
+    #[error("{path}: {err}")]
+    AnchorParse { path: String, err: AnchorError },
     #[error("{0}: no DNSKEY or DS trust anchor found")]
     AnchorEmpty(String),
     #[error("cannot fetch the DNSKEY set of {zone} to match the DS trust anchor: {detail}")]
@@ -141,7 +141,7 @@ pub enum DnsSetupError {
     #[error("/etc/resolv.conf: {0}")]
     ResolvConf(String),
     #[error("root hints: {0}")]
-    RootHints(String),
+    RootHints(#[from] iterate::RootHintsError),
 }
 
 pub(crate) type Validator = DnssecDnsHandle<Upstream>;
@@ -193,8 +193,7 @@ impl DnsCollector {
         validated: usize,
     ) -> Result<DnsCollector, DnsSetupError> {
         if let Resolution::Iterative { root_hints } = &cfg.mode {
-            let roots =
-                iterate::load_roots(root_hints.as_deref()).map_err(DnsSetupError::RootHints)?;
+            let roots = iterate::load_roots(root_hints.as_deref())?;
             let it = iterate::IterResolver::new(iterate::IterConfig {
                 roots,
                 port: 53,
@@ -205,9 +204,7 @@ impl DnsCollector {
                 skip: Arc::clone(&cfg.skip),
             });
             if it.roots().is_empty() {
-                return Err(DnsSetupError::RootHints(
-                    "no root server address usable over the allowed address families".into(),
-                ));
+                return Err(iterate::RootHintsError::NoUsableFamily.into());
             }
             let net = Net::iterative(it, cfg.timeout, cfg.attempts, answers);
             return Self::finish(cfg, net, validated, Some(false)).await;
@@ -254,9 +251,9 @@ impl DnsCollector {
                     path: shown.clone(),
                     err,
                 })?;
-                let recs = parse_anchor_text(&text).map_err(|msg| DnsSetupError::AnchorParse {
+                let recs = parse_anchor_text(&text).map_err(|err| DnsSetupError::AnchorParse {
                     path: shown.clone(),
-                    msg,
+                    err,
                 })?;
                 if recs.is_empty() {
                     return Err(DnsSetupError::AnchorEmpty(shown));
@@ -326,7 +323,7 @@ impl DnsCollector {
     /// RRSIG times of the DNSKEY and DS RRsets of every zone from the root
     /// down to the zones holding `names`.
     pub async fn chain_signatures(&self, names: &[String]) -> Vec<ZoneSignatures> {
-        nameservers::chain_signatures(self, names).await
+        ns_probe::chain_signatures(self, names).await
     }
 
     /// What each authoritative server address of the zone holding `qname`
@@ -335,7 +332,7 @@ impl DnsCollector {
     /// read from the parent's referral.
     pub async fn probe_nameservers(&self, qname: &str) -> Vec<crate::core::evidence::NsProbe> {
         match convert::normalize(qname) {
-            Ok((_, name)) => nameservers::probe_servers(self, &name).await,
+            Ok((_, name)) => ns_probe::probe_servers(self, &name).await,
             Err(_) => Vec::new(),
         }
     }
@@ -399,7 +396,7 @@ impl DnsCollector {
         let chain = if mx.meta.outcome == crate::core::evidence::Outcome::Failed {
             Vec::new()
         } else {
-            nameservers::chain_signatures_from(self, &names, &zones).await
+            ns_probe::chain_signatures_from(self, &names, &zones).await
         };
         Evidence {
             schema_version: EVIDENCE_SCHEMA_VERSION,

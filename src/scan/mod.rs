@@ -5,7 +5,7 @@
 //! STARTTLS probe is done once and shared by all domains, behind the
 //! politeness limits and the skip list.
 //!
-//! * [`input`]: lines with a length cap, comments, IDN to A-labels, error rows.
+//! * [`lines`]: input lines with a length cap, comments, IDN to A-labels, error rows.
 //! * [`run`]: the loop: bounded work in flight, a record written and flushed
 //!   per line as soon as it is known, clean stop on interrupt.
 //! * [`recent`]: the duplicate window.
@@ -13,7 +13,7 @@
 //! * [`shard`]: `--shard K/N` and `--shard auto`.
 //! * [`tally`], [`progress`]: counters, the progress line, the summary.
 
-pub mod input;
+pub mod lines;
 pub mod progress;
 pub mod recent;
 pub mod resume;

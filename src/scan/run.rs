@@ -27,7 +27,7 @@ use crate::core::evidence::Timestamp;
 use crate::core::{EvalOptions, evaluate};
 use crate::report::{Row, Sink};
 
-use super::input::{Line, LineReader, classify};
+use super::lines::{Line, LineReader, classify};
 use super::progress::Progress;
 use super::recent::Lru;
 use super::resume::DoneLines;

@@ -655,11 +655,10 @@ fn root_hints() {
     );
     assert!(parse_root_hints("; nothing\n").is_err());
     assert!(parse_root_hints(". NS a.\na. A 2001:db8::1\n").is_err());
-    assert!(
-        parse_root_hints("a. MX 10 b.\n")
-            .unwrap_err()
-            .contains("line 1")
-    );
+    assert!(matches!(
+        parse_root_hints("a. MX 10 b.\n").unwrap_err(),
+        RootHintsError::UnexpectedType(1, _)
+    ));
     assert_eq!(load_roots(None).unwrap().len(), 26);
 }
 

@@ -5,7 +5,7 @@
 
 use std::io::{self, BufRead};
 
-use crate::input::normalize_domain;
+use crate::domain::normalize_domain;
 
 /// Longest line kept, in bytes. A domain name has at most 253 characters
 /// (an IDN in UTF-8 can be longer before conversion); the rest of a longer

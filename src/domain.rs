@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 /// Why a string is not a domain name we can audit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InputError {
+pub enum DomainError {
     #[error("empty domain name")]
     Empty,
     #[error("{0:?} looks like a URL: give the domain only, e.g. {1}")]
@@ -46,10 +46,10 @@ fn shown(s: &str) -> String {
 }
 
 /// Normalises one domain name: A-labels, lower case, no trailing dot.
-pub fn normalize_domain(input: &str) -> Result<String, InputError> {
+pub fn normalize_domain(input: &str) -> Result<String, DomainError> {
     let s = input.trim();
     if s.is_empty() {
-        return Err(InputError::Empty);
+        return Err(DomainError::Empty);
     }
     let show = shown(s);
     if let Some((_, rest)) = s.split_once("://") {
@@ -61,60 +61,60 @@ pub fn normalize_domain(input: &str) -> Result<String, InputError> {
             .next()
             .unwrap_or("");
         let host = host.split(':').next().unwrap_or("");
-        return Err(InputError::Url(show, shown(host)));
+        return Err(DomainError::Url(show, shown(host)));
     }
     if let Some((_, domain)) = s.rsplit_once('@') {
-        return Err(InputError::Email(show, shown(domain)));
+        return Err(DomainError::Email(show, shown(domain)));
     }
     let unbracketed = s.trim_start_matches('[').trim_end_matches(']');
     if unbracketed.parse::<IpAddr>().is_ok() {
-        return Err(InputError::IpAddress(show));
+        return Err(DomainError::IpAddress(show));
     }
     if let Some((host, port)) = s.rsplit_once(':')
         && !port.is_empty()
         && port.chars().all(|c| c.is_ascii_digit())
     {
-        return Err(InputError::Port(show, shown(host)));
+        return Err(DomainError::Port(show, shown(host)));
     }
     let s = s.strip_suffix('.').unwrap_or(s);
     let ascii = if s.is_ascii() {
         s.to_ascii_lowercase()
     } else {
-        idna::domain_to_ascii(s).map_err(|_| InputError::Idna(show.clone()))?
+        idna::domain_to_ascii(s).map_err(|_| DomainError::Idna(show.clone()))?
     };
     validate(&ascii).map_err(|e| match e {
         // Report problems against what the user typed, not the A-label form.
-        InputError::TooLong(_) => InputError::TooLong(show.clone()),
+        DomainError::TooLong(_) => DomainError::TooLong(show.clone()),
         other => other,
     })?;
     Ok(ascii)
 }
 
-fn validate(name: &str) -> Result<(), InputError> {
+fn validate(name: &str) -> Result<(), DomainError> {
     let show = shown(name);
     if name.len() > 253 {
-        return Err(InputError::TooLong(show));
+        return Err(DomainError::TooLong(show));
     }
     let labels: Vec<&str> = name.split('.').collect();
     for label in &labels {
         if label.is_empty() {
-            return Err(InputError::EmptyLabel(show));
+            return Err(DomainError::EmptyLabel(show));
         }
         if label.len() > 63 {
-            return Err(InputError::LabelTooLong(show));
+            return Err(DomainError::LabelTooLong(show));
         }
         if let Some(c) = label
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
         {
-            return Err(InputError::BadChar(show, c));
+            return Err(DomainError::BadChar(show, c));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(InputError::Hyphen(show));
+            return Err(DomainError::Hyphen(show));
         }
     }
     if labels.len() < 2 {
-        return Err(InputError::SingleLabel(show));
+        return Err(DomainError::SingleLabel(show));
     }
     Ok(())
 }
@@ -142,31 +142,33 @@ mod tests {
     fn refuses_with_a_reason() {
         let long_label = format!("{}.org", "a".repeat(64));
         let long_name = format!("{}org", "abcdefghi.".repeat(26));
-        type Expect = fn(&InputError) -> bool;
+        type Expect = fn(&DomainError) -> bool;
         let cases: Vec<(&str, Expect)> = vec![
-            ("", |e| matches!(e, InputError::Empty)),
+            ("", |e| matches!(e, DomainError::Empty)),
             (
                 "https://example.org/x",
-                |e| matches!(e, InputError::Url(_, h) if h == "example.org"),
+                |e| matches!(e, DomainError::Url(_, h) if h == "example.org"),
             ),
             (
                 "postmaster@example.org",
-                |e| matches!(e, InputError::Email(_, d) if d == "example.org"),
+                |e| matches!(e, DomainError::Email(_, d) if d == "example.org"),
             ),
             (
                 "example.org:25",
-                |e| matches!(e, InputError::Port(_, h) if h == "example.org"),
+                |e| matches!(e, DomainError::Port(_, h) if h == "example.org"),
             ),
-            ("192.0.2.1", |e| matches!(e, InputError::IpAddress(_))),
-            ("[2001:db8::1]", |e| matches!(e, InputError::IpAddress(_))),
-            (&long_label, |e| matches!(e, InputError::LabelTooLong(_))),
-            (&long_name, |e| matches!(e, InputError::TooLong(_))),
-            ("a..b.org", |e| matches!(e, InputError::EmptyLabel(_))),
-            ("exa mple.org", |e| matches!(e, InputError::BadChar(_, ' '))),
-            ("-bad.org", |e| matches!(e, InputError::Hyphen(_))),
-            ("localhost", |e| matches!(e, InputError::SingleLabel(_))),
+            ("192.0.2.1", |e| matches!(e, DomainError::IpAddress(_))),
+            ("[2001:db8::1]", |e| matches!(e, DomainError::IpAddress(_))),
+            (&long_label, |e| matches!(e, DomainError::LabelTooLong(_))),
+            (&long_name, |e| matches!(e, DomainError::TooLong(_))),
+            ("a..b.org", |e| matches!(e, DomainError::EmptyLabel(_))),
+            ("exa mple.org", |e| {
+                matches!(e, DomainError::BadChar(_, ' '))
+            }),
+            ("-bad.org", |e| matches!(e, DomainError::Hyphen(_))),
+            ("localhost", |e| matches!(e, DomainError::SingleLabel(_))),
             ("\u{0}\u{1}garbage", |e| {
-                matches!(e, InputError::Idna(_) | InputError::BadChar(..))
+                matches!(e, DomainError::Idna(_) | DomainError::BadChar(..))
             }),
         ];
         for (input, ok) in cases {
