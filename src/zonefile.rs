@@ -95,10 +95,10 @@ fn logical_lines(text: &str) -> Result<Vec<Logical>, ZoneFileError> {
                 .split_whitespace()
                 .map(str::to_string),
         );
-        if depth == 0 {
-            if let Some(done) = current.take().filter(|l| !l.fields.is_empty()) {
-                out.push(done);
-            }
+        if depth == 0
+            && let Some(done) = current.take().filter(|l| !l.fields.is_empty())
+        {
+            out.push(done);
         }
     }
     match current {

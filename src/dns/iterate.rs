@@ -163,11 +163,7 @@ pub fn parse_root_hints(text: &str) -> Result<Vec<IpAddr>, RootHintsError> {
     let mut ns: HashSet<String> = HashSet::new();
     let mut addrs: Vec<(String, IpAddr)> = Vec::new();
     for e in &entries {
-        let owner = e
-            .owner
-            .as_deref()
-            .map(|o| absolute_lower(o))
-            .unwrap_or_default();
+        let owner = e.owner.as_deref().map(absolute_lower).unwrap_or_default();
         let Some(rtype) = e.rtype.as_deref() else {
             match e.rdata.as_slice() {
                 [one] => match one.parse::<IpAddr>() {
