@@ -10,6 +10,7 @@ pub mod collect;
 pub mod core;
 pub mod dns;
 pub mod domain;
+pub mod duration;
 pub mod fuzz;
 pub mod report;
 pub mod scan;

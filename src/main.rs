@@ -15,10 +15,10 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(e) => {
-            if !e.message.is_empty() {
+            if !matches!(e, cli::CliError::BrokenPipe) {
                 eprintln!("dane-audit: {e}");
             }
-            ExitCode::from(e.exit as u8)
+            ExitCode::from(e.exit() as u8)
         }
     }
 }

@@ -18,16 +18,29 @@ pub struct SkipList {
     nets: Vec<IpNet>,
 }
 
+/// A line of a skip list that is none of a domain, an address or a prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {entry:?}: {why}")]
+pub struct SkipListError {
+    pub line: usize,
+    pub entry: String,
+    pub why: String,
+}
+
 impl SkipList {
     /// One entry per line: a domain, an address, or a CIDR prefix; `#` comments.
-    pub fn parse(text: &str) -> Result<SkipList, String> {
+    pub fn parse(text: &str) -> Result<SkipList, SkipListError> {
         let mut s = SkipList::default();
         for (i, line) in text.lines().enumerate() {
             let entry = line.split('#').next().unwrap_or("").trim();
             if entry.is_empty() {
                 continue;
             }
-            let bad = |why: String| format!("line {}: {entry:?}: {why}", i + 1);
+            let bad = |why: String| SkipListError {
+                line: i + 1,
+                entry: entry.to_string(),
+                why,
+            };
             if let Some((addr, _)) = entry.split_once('/') {
                 let ip: IpAddr = addr
                     .parse()
@@ -100,7 +113,7 @@ mod tests {
         assert!(s.address("198.51.100.7".parse().unwrap()));
         assert!(!s.address("198.51.100.8".parse().unwrap()));
         let e = SkipList::parse("ok.example\n10.0.0.0/33\n").unwrap_err();
-        assert!(e.starts_with("line 2:"), "{e}");
+        assert_eq!(e.line, 2, "{e}");
         assert!(SkipList::parse("https://x.example/").is_err());
         assert!(
             SkipList::parse("0.0.0.0/0")

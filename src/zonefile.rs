@@ -113,30 +113,9 @@ fn is_ttl(s: &str) -> bool {
 
 /// A TTL: seconds, or BIND's units (`1h30m`, `2d`, `1w`).
 fn ttl_secs(s: &str) -> Option<u32> {
-    if let Ok(n) = s.parse::<u32>() {
-        return Some(n);
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = match c.to_ascii_lowercase() {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return None,
-        };
-        total += num.parse::<u64>().ok()? * unit;
-        num.clear();
-    }
-    (num.is_empty() && !s.is_empty())
-        .then(|| u32::try_from(total).ok())
-        .flatten()
+    crate::duration::parse_duration(s)
+        .ok()
+        .and_then(|t| u32::try_from(t).ok())
 }
 
 fn is_class(s: &str) -> bool {

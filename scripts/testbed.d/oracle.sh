@@ -90,6 +90,9 @@ pf_class() { # posttls-finger output on stdin -> one class
   elif grep -q 'timeout while' <<<"$o"; then echo timeout
   elif grep -q 'SMTP service not available' <<<"$o"; then echo smtp-error
   elif grep -qE 'Connection refused|Network is unreachable|connect to .*: ' <<<"$o"; then echo connect-failed
+  # Cut at the 64 KiB cap: the reply never ended (an endless multi-line reply),
+  # whether or not posttls-finger's own timeout came before the cut.
+  elif [ "${#o}" -ge 65000 ]; then echo smtp-error
   elif grep -q 'Connected to' <<<"$o" && ! grep -qE '< 250[- ]STARTTLS' <<<"$o"; then echo no-STARTTLS
   else echo other
   fi

@@ -38,7 +38,7 @@ pub async fn run(args: &CheckArgs) -> Result<Exit, CliError> {
     let domains = args
         .domains
         .iter()
-        .map(|d| normalize_domain(d).map_err(|e| CliError::usage(e.to_string())))
+        .map(|d| normalize_domain(d).map_err(CliError::usage))
         .collect::<Result<Vec<_>, _>>()?;
     let opts = args.eval.options()?;
     let collector = args.net.collector().await?;
@@ -90,9 +90,8 @@ pub fn save_evidence(path: &Path, evidence: &[Evidence]) -> Result<(), CliError>
     } else {
         serde_json::to_string_pretty(evidence)
     }
-    .map_err(|e| CliError::usage(e.to_string()))?;
-    std::fs::write(path, text + "\n")
-        .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))
+    .map_err(CliError::usage)?;
+    std::fs::write(path, text + "\n").map_err(|e| CliError::output(path.display(), e))
 }
 
 /// Says so when nothing came back from the resolver at all.

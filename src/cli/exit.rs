@@ -1,7 +1,5 @@
 //! Exit codes: a stable interface for CI gates and deploy hooks.
 
-use std::fmt;
-
 use crate::core::audit::DomainAudit;
 use crate::core::finding::Severity;
 use crate::core::verdict::DomainVerdict;
@@ -23,48 +21,60 @@ pub enum Exit {
     Interrupted = 130,
 }
 
-/// An error that ends the command with one line on stderr.
-#[derive(Debug)]
-pub struct CliError {
-    pub exit: Exit,
-    pub message: String,
+/// An error that ends the command with one line on stderr. Each kind has
+/// one exit code, whatever the command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Arguments or input files that cannot be used (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// An output that cannot be written: a file (`-o`, `--save-evidence`,
+    /// `--state`, `--summary`, the scan sidecar) or standard output (exit 2).
+    #[error("cannot write {what}: {err}")]
+    Output { what: String, err: std::io::Error },
+    /// The run could not start or finish its work for a reason outside the
+    /// input (the trust anchor cannot be fetched, no runtime) (exit 3).
+    #[error("{0}")]
+    Incomplete(String),
+    /// The reader of standard output went away (`| head`): not an error
+    /// (exit 0, nothing printed), as Unix tools do.
+    #[error("")]
+    BrokenPipe,
 }
 
 impl CliError {
-    pub fn usage(message: impl Into<String>) -> CliError {
-        CliError {
-            exit: Exit::Usage,
-            message: message.into(),
+    pub fn usage(message: impl std::fmt::Display) -> CliError {
+        CliError::Usage(message.to_string())
+    }
+
+    pub fn incomplete(message: impl std::fmt::Display) -> CliError {
+        CliError::Incomplete(message.to_string())
+    }
+
+    /// A failed write to the named output.
+    pub fn output(what: impl std::fmt::Display, err: std::io::Error) -> CliError {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            return CliError::BrokenPipe;
+        }
+        CliError::Output {
+            what: what.to_string(),
+            err,
         }
     }
 
-    pub fn incomplete(message: impl Into<String>) -> CliError {
-        CliError {
-            exit: Exit::Incomplete,
-            message: message.into(),
+    pub fn exit(&self) -> Exit {
+        match self {
+            CliError::Usage(_) | CliError::Output { .. } => Exit::Usage,
+            CliError::Incomplete(_) => Exit::Incomplete,
+            CliError::BrokenPipe => Exit::Ok,
         }
     }
 }
 
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
+/// Writes to standard output.
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        // A reader that went away (`| head`) is not an error (Unix convention).
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            return CliError {
-                exit: Exit::Ok,
-                message: String::new(),
-            };
-        }
-        CliError {
-            exit: Exit::Incomplete,
-            message: format!("output error: {e}"),
-        }
+        CliError::output("standard output", e)
     }
 }
 

@@ -18,7 +18,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  nothing at or above --fail-on (preflight: safe to deploy now)
   1  findings at or above --fail-on (preflight: unsafe)
-  2  usage or input error
+  2  usage, input or output error
   3  some targets could not be tested (incomplete)
   4  preflight: not yet safe, wait
   130 interrupted";

@@ -95,7 +95,7 @@ impl NetArgs {
         let resolvers = if self.iterative {
             Vec::new()
         } else if self.resolvers.is_empty() {
-            resolvers_from_resolv_conf().map_err(|e| CliError::usage(e.to_string()))?
+            resolvers_from_resolv_conf().map_err(CliError::usage)?
         } else {
             self.resolvers
                 .iter()
@@ -155,9 +155,7 @@ impl NetArgs {
             },
             ..SmtpConfig::default()
         };
-        SmtpProber::new(cfg)
-            .map(Some)
-            .map_err(|e| CliError::usage(e.to_string()))
+        SmtpProber::new(cfg).map(Some).map_err(CliError::usage)
     }
 
     pub fn probe_policy(&self) -> ProbePolicy {

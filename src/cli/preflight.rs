@@ -19,6 +19,7 @@ use crate::core::rollover::{
 };
 use crate::core::tlsa::{TlsaParseError, TlsaRdata};
 use crate::domain::normalize_domain;
+use crate::duration::parse_duration;
 use crate::report::rollover as rollover_report;
 use crate::report::{Format, RunInfo};
 use crate::zonefile::{self, Fault};
@@ -32,7 +33,7 @@ use super::report_args::now;
 #[command(after_help = "\
 Exit codes: 0 safe to deploy now; 4 not yet (wait: the report says until when); \
 1 unsafe (deploying now breaks mail from DANE senders, or it fails already); \
-2 usage or input error; 3 could not determine (DNS failure, SMTP unreachable).")]
+2 usage, input or output error; 3 could not determine (DNS failure, SMTP unreachable).")]
 pub struct PreflightArgs {
     /// The mail domain whose MX hosts will serve the new certificate.
     #[arg(value_name = "DOMAIN")]
@@ -100,47 +101,6 @@ pub struct PreflightArgs {
 
 /// Default for `--max-wait`.
 const MAX_WAIT_DEFAULT: u64 = 24 * 3600;
-
-/// Parses `90`, `90s`, `15m`, `2h`, `1d`, `1h30m` into seconds.
-pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(n) = t.parse::<u64>() {
-        return Ok(n);
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => {
-                return Err(format!(
-                    "{s:?} is not a duration: use e.g. 90s, 30m, 1h, 1d"
-                ));
-            }
-        };
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration: use e.g. 90s, 30m, 1h, 1d"))?;
-        total = total.saturating_add(n.saturating_mul(unit));
-        num.clear();
-    }
-    if !num.is_empty() {
-        return Err(format!(
-            "{s:?} is not a duration: a number needs a unit (s, m, h, d)"
-        ));
-    }
-    Ok(total)
-}
 
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))
@@ -324,7 +284,7 @@ fn read_state(path: &Path) -> Result<State, CliError> {
 /// Writes the state next to its final name, then renames it into place,
 /// so a reader (or a crash) never sees half a file.
 fn write_state(path: &Path, state: &State) -> Result<(), CliError> {
-    let err = |e: std::io::Error| CliError::usage(format!("cannot write {}: {e}", path.display()));
+    let err = |e: std::io::Error| CliError::output(path.display(), e);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -334,7 +294,7 @@ fn write_state(path: &Path, state: &State) -> Result<(), CliError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "state".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let text = serde_json::to_string_pretty(state).map_err(|e| CliError::usage(e.to_string()))?;
+    let text = serde_json::to_string_pretty(state).map_err(CliError::usage)?;
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
     f.write_all(text.as_bytes())
         .and_then(|_| f.write_all(b"\n"))
@@ -363,7 +323,7 @@ fn prepare(args: &PreflightArgs) -> Result<Prepared, CliError> {
     if !matches!(args.format, Format::Text | Format::Json) {
         return Err(CliError::usage("preflight writes --format text or json"));
     }
-    let domain = normalize_domain(&args.domain).map_err(|e| CliError::usage(e.to_string()))?;
+    let domain = normalize_domain(&args.domain).map_err(CliError::usage)?;
     let hosts = args
         .hosts
         .iter()
@@ -717,24 +677,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        for (s, want) in [
-            ("0", 0),
-            ("90", 90),
-            ("90s", 90),
-            ("15m", 900),
-            ("1h", 3600),
-            ("2d", 172_800),
-            ("1h30m", 5400),
-        ] {
-            assert_eq!(parse_duration(s), Ok(want), "{s}");
-        }
-        for bad in ["", "h", "1x", "1h30", "-1h", "1.5h"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn tlsa_files() {
         let d = "ab".repeat(32);
         let text = format!(
@@ -787,7 +729,7 @@ mod tests {
         let p = Path::new("k");
         assert!(check_key(p, &own, &leaf, true, p).is_ok());
         let e = check_key(p, &other, &leaf, true, p).unwrap_err();
-        assert!(e.message.contains("does not belong"), "{}", e.message);
+        assert!(e.to_string().contains("does not belong"), "{e}");
         assert!(check_key(p, b"garbage", &leaf, true, p).is_err());
         // No key in a certificate-only file: nothing to check.
         assert!(check_key(p, b"-----BEGIN CERTIFICATE-----", &leaf, false, p).is_ok());

@@ -144,9 +144,7 @@ impl ReportArgs {
                     .append(append)
                     .truncate(!append)
                     .open(path)
-                    .map_err(|e| {
-                        CliError::usage(format!("cannot write {}: {e}", path.display()))
-                    })?;
+                    .map_err(|e| CliError::output(path.display(), e))?;
                 (Box::new(BufWriter::new(f)), false)
             }
             None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),

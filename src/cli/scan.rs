@@ -287,7 +287,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         accept_nexthop_name: args.eval.accept_nexthop_name,
         skip_list_sha256: skip_hash,
     };
-    let config = serde_json::to_value(&settings).map_err(|e| CliError::usage(e.to_string()))?;
+    let config = serde_json::to_value(&settings).map_err(CliError::usage)?;
     let config_hash = resume::config_hash(&config);
 
     // --resume: what OUT holds, if it exists; the settings must match.
@@ -368,7 +368,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     }
     if let Some(sc_path) = &sidecar_path {
         resume::write_sidecar(sc_path, &sidecar)
-            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", sc_path.display())))?;
+            .map_err(|e| CliError::output(sc_path.display(), e))?;
     }
 
     let run_info = RunInfo {
@@ -388,7 +388,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
                 .append(append)
                 .truncate(!append)
                 .open(p)
-                .map_err(|e| CliError::usage(format!("cannot write {}: {e}", p.display())))?;
+                .map_err(|e| CliError::output(p.display(), e))?;
             Box::new(BufWriter::with_capacity(64 * 1024, f))
         }
         None => Box::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
@@ -450,8 +450,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     .into();
     sidecar.updated_at = stamp();
     if let Some(p) = &sidecar_path {
-        resume::write_sidecar(p, &sidecar)
-            .map_err(|e| CliError::incomplete(format!("cannot write {}: {e}", p.display())))?;
+        resume::write_sidecar(p, &sidecar).map_err(|e| CliError::output(p.display(), e))?;
     }
 
     let exit = if result.interrupted {
@@ -483,8 +482,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     print_summary(&summary, &result);
     if let Some(p) = &args.summary {
         let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-        std::fs::write(p, text + "\n")
-            .map_err(|e| CliError::incomplete(format!("cannot write {}: {e}", p.display())))?;
+        std::fs::write(p, text + "\n").map_err(|e| CliError::output(p.display(), e))?;
     }
     if let Some(e) = &result.input_error {
         return Err(CliError::usage(format!(

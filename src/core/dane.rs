@@ -17,11 +17,24 @@ use super::identity;
 use super::record_anchor;
 use super::tlsa::{TlsaRdata, Usability, UsableRecord, Usage};
 
+/// Why a chain does not validate up to a DANE-TA trust anchor.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the matched CA certificate cannot serve as anchor: {0}")]
+    NotAnAnchor(webpki::Error),
+    #[error("the leaf is an X.509 v1 certificate, which cannot be validated under DANE-TA")]
+    V1Leaf,
+    #[error("the leaf certificate cannot be parsed for validation")]
+    LeafUnparsable,
+    #[error("{}", describe_webpki(.0))]
+    Path(webpki::Error),
+}
+
 /// Why a DANE-TA record that matched a served CA still does not authenticate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaFailure {
     /// Signatures or constraints do not chain the leaf to the matched CA.
-    ChainInvalid(String),
+    ChainInvalid(PathError),
     /// A certificate on the path below the matched CA is outside its
     /// validity period: (depth, "expired" or "not yet valid").
     Expired { depth: usize, what: &'static str },
@@ -156,10 +169,9 @@ impl webpki::ExtendedKeyUsageValidator for AnyEku {
     }
 }
 
-fn webpki_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<(), String> {
+fn webpki_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<(), PathError> {
     let der = CertificateDer::from(chain[ta_depth].der.as_slice());
-    let anchor = webpki::anchor_from_trusted_cert(&der)
-        .map_err(|e| format!("the matched CA certificate cannot serve as anchor: {e}"))?;
+    let anchor = webpki::anchor_from_trusted_cert(&der).map_err(PathError::NotAnAnchor)?;
     let intermediates: Vec<&CertInfo> = chain
         .iter()
         .enumerate()
@@ -167,11 +179,9 @@ fn webpki_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<()
         .map(|(_, c)| c)
         .collect();
     verify_path(chain, &intermediates, anchor, now).map_err(|e| match e {
-        webpki::Error::UnsupportedCertVersion => {
-            "the leaf is an X.509 v1 certificate, which cannot be validated under DANE-TA".into()
-        }
-        webpki::Error::BadDer => "the leaf certificate cannot be parsed for validation".into(),
-        e => describe_webpki(&e),
+        webpki::Error::UnsupportedCertVersion => PathError::V1Leaf,
+        webpki::Error::BadDer => PathError::LeafUnparsable,
+        e => PathError::Path(e),
     })
 }
 
@@ -202,7 +212,7 @@ pub(super) fn verify_path(
     .map(|_| ())
 }
 
-pub(super) fn describe_webpki(e: &webpki::Error) -> String {
+fn describe_webpki(e: &webpki::Error) -> String {
     use webpki::Error as E;
     match e {
         E::UnknownIssuer => {

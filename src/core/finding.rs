@@ -44,13 +44,22 @@ impl Severity {
     }
 }
 
+/// A severity or finding code that the contract does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownName {
+    #[error("unknown severity {0:?}")]
+    Severity(String),
+    #[error("unknown finding code {0:?} (see `dane-audit explain --list`)")]
+    Code(String),
+}
+
 impl FromStr for Severity {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Severity::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
-            .ok_or_else(|| format!("unknown severity {s:?}"))
+            .ok_or_else(|| UnknownName::Severity(s.to_string()))
     }
 }
 
@@ -138,13 +147,13 @@ impl fmt::Display for Code {
 }
 
 impl FromStr for Code {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Code::ALL
             .iter()
             .copied()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown finding code {s:?} (see `dane-audit explain --list`)"))
+            .ok_or_else(|| UnknownName::Code(s.to_string()))
     }
 }
 

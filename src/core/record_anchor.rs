@@ -19,7 +19,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 #[cfg(test)]
 use super::cert;
 use super::cert::CertInfo;
-use super::dane::{TaFailure, describe_webpki, name_failure, time_failure, verify_path};
+use super::dane::{PathError, TaFailure, name_failure, time_failure, verify_path};
 use super::evidence::Timestamp;
 use super::tlsa::{MatchingType, Selector, TlsaRdata, UsableRecord, Usage};
 
@@ -122,7 +122,7 @@ fn path_failure(
     let intermediates: Vec<&CertInfo> = chain[1..=top].iter().collect();
     verify_path(chain, &intermediates, ta, now)
         .err()
-        .map(|e| TaFailure::ChainInvalid(describe_webpki(&e)))
+        .map(|e| TaFailure::ChainInvalid(PathError::Path(e)))
 }
 
 /// The contents of one DER element (its value without tag and length), as

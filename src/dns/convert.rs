@@ -21,22 +21,34 @@ pub fn show(name: &Name) -> String {
     s.strip_suffix('.').unwrap_or(&s).to_string()
 }
 
-/// A user-supplied domain: A-labels, lower case, fully qualified.
-pub fn normalize(input: &str) -> Result<(String, Name), String> {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("{0:?} is not a domain name")]
+    Empty(String),
+    #[error("{0:?} is not a valid IDN: {1}")]
+    Idna(String, String),
+    #[error("{0:?} is not a domain name: {1}")]
+    Invalid(String, String),
+    #[error("{0:?} is longer than 253 characters")]
+    TooLong(String),
+}
+
+/// A name for a DNS question: A-labels, lower case, fully qualified.
+pub fn normalize(input: &str) -> Result<(String, Name), NameError> {
     let s = input.trim();
     let s = s.strip_suffix('.').unwrap_or(s);
     if s.is_empty() {
-        return Err(format!("{input:?} is not a domain name"));
+        return Err(NameError::Empty(input.to_string()));
     }
     let ascii = if s.is_ascii() {
         s.to_ascii_lowercase()
     } else {
-        idna::domain_to_ascii(s).map_err(|e| format!("{input:?} is not a valid IDN: {e}"))?
+        idna::domain_to_ascii(s).map_err(|e| NameError::Idna(input.to_string(), e.to_string()))?
     };
     let name = Name::from_ascii(format!("{ascii}."))
-        .map_err(|e| format!("{input:?} is not a domain name: {e}"))?;
+        .map_err(|e| NameError::Invalid(input.to_string(), e.to_string()))?;
     if ascii.len() > 253 {
-        return Err(format!("{input:?} is longer than 253 characters"));
+        return Err(NameError::TooLong(input.to_string()));
     }
     Ok((ascii, name))
 }

@@ -440,12 +440,12 @@ pub fn denial_status(resp: &Message, nsec: Option<Proof>) -> DnssecStatus {
     }
 }
 
-fn invalid_name(qname: &str, why: String) -> LookupMeta {
+fn invalid_name(qname: &str, why: convert::NameError) -> LookupMeta {
     failed_meta(
         qname.trim().to_ascii_lowercase(),
         Failure {
             kind: FailureKind::Other,
-            detail: why,
+            detail: why.to_string(),
         },
     )
 }
@@ -540,7 +540,10 @@ pub async fn host(c: &DnsCollector, name: &str, preference: Option<u16>) -> Host
                         .await
                         .into_lookup(convert::tlsa),
                     None => Lookup {
-                        meta: invalid_name(&show(&b), "TLSA name too long".into()),
+                        meta: invalid_name(
+                            &show(&b),
+                            convert::NameError::TooLong(format!("_25._tcp.{}", show(&b))),
+                        ),
                         records: Vec::new(),
                     },
                 }

@@ -201,35 +201,48 @@ fn decode(
     Ok(resp)
 }
 
+/// Why an answer does not answer the question that was asked (a spoofed,
+/// stale or broken reply).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("message id {got} does not match {sent}")]
+    Id { got: u16, sent: u16 },
+    #[error("answers {got} instead of {asked}")]
+    Question { got: String, asked: String },
+    #[error("no question section")]
+    NoQuestion,
+    #[error("implausibly large answer ({0} records)")]
+    TooLarge(usize),
+}
+
 /// Checks that a decoded message answers the question that was asked.
 pub fn check_response(
     resp: &Message,
     id: u16,
     name: &Name,
     qtype: RecordType,
-) -> Result<(), String> {
+) -> Result<(), Mismatch> {
     if resp.metadata.id != id {
-        return Err(format!(
-            "message id {} does not match {id}",
-            resp.metadata.id
-        ));
+        return Err(Mismatch::Id {
+            got: resp.metadata.id,
+            sent: id,
+        });
     }
     match resp.queries.first() {
         Some(q) if q.name() == name && q.query_type() == qtype => {}
         Some(q) => {
-            return Err(format!(
-                "answers {} {} instead of {name} {qtype}",
-                q.name(),
-                q.query_type()
-            ));
+            return Err(Mismatch::Question {
+                got: format!("{} {}", q.name(), q.query_type()),
+                asked: format!("{name} {qtype}"),
+            });
         }
         // FORMERR/NOTIMP answers may carry no question; anything else must.
         None if resp.metadata.response_code.low() != 0 => {}
-        None => return Err("no question section".into()),
+        None => return Err(Mismatch::NoQuestion),
     }
     let count = resp.answers.len() + resp.authorities.len() + resp.additionals.len();
     if count > MAX_RECORDS {
-        return Err(format!("implausibly large answer ({count} records)"));
+        return Err(Mismatch::TooLarge(count));
     }
     Ok(())
 }

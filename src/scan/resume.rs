@@ -109,28 +109,60 @@ fn undetermined(code: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Why OUT cannot be resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("--resume: cannot open {path}: {err}")]
+    Open { path: String, err: std::io::Error },
+    #[error("--resume: reading {path}: {err}")]
+    Read { path: String, err: std::io::Error },
+    #[error("--resume needs --format ndjson or csv (a JSON document cannot be appended to)")]
+    Format,
+    #[error("--resume: cannot cut the partial last record of {path}: {err}")]
+    Cut { path: String, err: std::io::Error },
+    #[error(
+        "--resume: {path} line {line} is not a dane-audit scan record ({why}); the file is not the output of an earlier scan"
+    )]
+    NotARecord {
+        path: String,
+        line: u64,
+        why: String,
+    },
+    #[error("--resume: {path} line {line} has no input line number; was it written by `scan`?")]
+    NoLineNumber { path: String, line: u64 },
+    #[error("--resume: {path} does not start with the CSV header of `scan`")]
+    NoHeader { path: String },
+    #[error("--resume: {path} record {record} is not a complete `scan` record")]
+    Partial { path: String, record: u64 },
+}
+
+fn read_error(path: &Path) -> impl Fn(std::io::Error) -> ResumeError + '_ {
+    move |err| ResumeError::Read {
+        path: path.display().to_string(),
+        err,
+    }
+}
+
 /// Reads OUT, removes a cut-off last record, and returns what is done.
-pub fn read_previous(path: &Path, format: Format) -> Result<Previous, String> {
-    let shown = path.display();
+pub fn read_previous(path: &Path, format: Format) -> Result<Previous, ResumeError> {
+    let shown = path.display().to_string();
     let file = File::options()
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| format!("--resume: cannot open {shown}: {e}"))?;
+        .map_err(|err| ResumeError::Open {
+            path: shown.clone(),
+            err,
+        })?;
     let (mut prev, keep) = match format {
         Format::Ndjson => read_ndjson(&file, path)?,
         Format::Csv => read_csv(&file, path)?,
-        Format::Json | Format::Text => {
-            return Err(
-                "--resume needs --format ndjson or csv (a JSON document cannot be appended to)"
-                    .into(),
-            );
-        }
+        Format::Json | Format::Text => return Err(ResumeError::Format),
     };
-    let len = file.metadata().map_err(|e| format!("{shown}: {e}"))?.len();
+    let len = file.metadata().map_err(read_error(path))?.len();
     if keep < len {
         file.set_len(keep)
-            .map_err(|e| format!("--resume: cannot cut the partial last record of {shown}: {e}"))?;
+            .map_err(|err| ResumeError::Cut { path: shown, err })?;
         prev.cut_bytes = len - keep;
     }
     prev.empty = keep == 0;
@@ -138,7 +170,7 @@ pub fn read_previous(path: &Path, format: Format) -> Result<Previous, String> {
 }
 
 /// Returns the state and the length of OUT to keep (up to the last complete record).
-fn read_ndjson(file: &File, path: &Path) -> Result<(Previous, u64), String> {
+fn read_ndjson(file: &File, path: &Path) -> Result<(Previous, u64), ResumeError> {
     let mut r = BufReader::with_capacity(256 * 1024, file);
     let mut prev = Previous::default();
     let mut keep = 0u64;
@@ -146,9 +178,7 @@ fn read_ndjson(file: &File, path: &Path) -> Result<(Previous, u64), String> {
     let mut no = 0u64;
     loop {
         buf.clear();
-        let n = r
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let n = r.read_until(b'\n', &mut buf).map_err(read_error(path))?;
         if n == 0 {
             break;
         }
@@ -165,18 +195,18 @@ fn read_ndjson(file: &File, path: &Path) -> Result<(Previous, u64), String> {
                 if r.read(&mut rest).map(|n| n == 0).unwrap_or(false) {
                     break;
                 }
-                return Err(format!(
-                    "--resume: {} line {no} is not a dane-audit scan record ({e}); \
-                     the file is not the output of an earlier scan",
-                    path.display()
-                ));
+                return Err(ResumeError::NotARecord {
+                    path: path.display().to_string(),
+                    line: no,
+                    why: e.to_string(),
+                });
             }
         };
         let Some(line) = rec.line else {
-            return Err(format!(
-                "--resume: {} line {no} has no input line number; was it written by `scan`?",
-                path.display()
-            ));
+            return Err(ResumeError::NoLineNumber {
+                path: path.display().to_string(),
+                line: no,
+            });
         };
         prev.done.insert(line);
         let verdict = rec.verdict.as_deref().unwrap_or("error");
@@ -200,10 +230,10 @@ fn read_ndjson(file: &File, path: &Path) -> Result<(Previous, u64), String> {
     Ok((prev, keep))
 }
 
-fn read_csv(file: &File, path: &Path) -> Result<(Previous, u64), String> {
-    let shown = path.display();
+fn read_csv(file: &File, path: &Path) -> Result<(Previous, u64), ResumeError> {
+    let shown = path.display().to_string();
     let mut f = file;
-    f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    f.seek(SeekFrom::Start(0)).map_err(read_error(path))?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -216,7 +246,7 @@ fn read_csv(file: &File, path: &Path) -> Result<(Previous, u64), String> {
         Err(_) => return Ok((prev, 0)),
     };
     let header_end = rdr.position().byte();
-    if !ends_with_newline(file, header_end)? {
+    if !ends_with_newline(file, header_end).map_err(read_error(path))? {
         return Ok((prev, 0)); // the header itself was cut off
     }
     let col = |name: &str| rec.iter().position(|f| f == name.as_bytes());
@@ -227,9 +257,7 @@ fn read_csv(file: &File, path: &Path) -> Result<(Previous, u64), String> {
         col("codes"),
         col("worst_severity"),
     ) else {
-        return Err(format!(
-            "--resume: {shown} does not start with the CSV header of `scan`"
-        ));
+        return Err(ResumeError::NoHeader { path: shown });
     };
     let _ = (c_domain, header_ok);
     let width = rec.len();
@@ -247,7 +275,8 @@ fn read_csv(file: &File, path: &Path) -> Result<(Previous, u64), String> {
         }
         no += 1;
         let end = rdr.position().byte();
-        let complete = rec.len() == width && ends_with_newline(file, end)?;
+        let complete =
+            rec.len() == width && ends_with_newline(file, end).map_err(read_error(path))?;
         let line = std::str::from_utf8(rec.get(c_line).unwrap_or(b""))
             .ok()
             .and_then(|s| s.parse::<u64>().ok());
@@ -273,40 +302,39 @@ fn read_csv(file: &File, path: &Path) -> Result<(Previous, u64), String> {
                 keep = end;
             }
             _ => {
-                if is_last(file, end)? {
+                if is_last(file, end).map_err(read_error(path))? {
                     keep = start;
                     break;
                 }
-                return Err(format!(
-                    "--resume: {shown} record {no} is not a complete `scan` record"
-                ));
+                return Err(ResumeError::Partial {
+                    path: shown,
+                    record: no,
+                });
             }
         }
     }
     Ok((prev, keep))
 }
 
-fn byte_before(file: &File, pos: u64) -> Result<Option<u8>, String> {
+fn byte_before(file: &File, pos: u64) -> std::io::Result<Option<u8>> {
     if pos == 0 {
         return Ok(None);
     }
     let mut f = file;
     let mut b = [0u8; 1];
-    let cur = f.stream_position().map_err(|e| e.to_string())?;
-    f.seek(SeekFrom::Start(pos - 1))
-        .map_err(|e| e.to_string())?;
-    let n = f.read(&mut b).map_err(|e| e.to_string())?;
-    f.seek(SeekFrom::Start(cur)).map_err(|e| e.to_string())?;
+    let cur = f.stream_position()?;
+    f.seek(SeekFrom::Start(pos - 1))?;
+    let n = f.read(&mut b)?;
+    f.seek(SeekFrom::Start(cur))?;
     Ok((n == 1).then_some(b[0]))
 }
 
-fn ends_with_newline(file: &File, end: u64) -> Result<bool, String> {
+fn ends_with_newline(file: &File, end: u64) -> std::io::Result<bool> {
     Ok(byte_before(file, end)? == Some(b'\n'))
 }
 
-fn is_last(file: &File, end: u64) -> Result<bool, String> {
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
-    Ok(end >= len)
+fn is_last(file: &File, end: u64) -> std::io::Result<bool> {
+    Ok(end >= file.metadata()?.len())
 }
 
 /// The sidecar next to OUT.

@@ -15,6 +15,33 @@
 
 use std::fmt;
 
+/// Why a `--shard` value cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("--shard {0:?}: use K/N (e.g. 0/4: the first of 4) or auto")]
+    Syntax(String),
+    #[error("--shard {shard:?}: {which} is not a number")]
+    NotANumber { shard: String, which: &'static str },
+    #[error("--shard {0}: N must be at least 1")]
+    NoShards(String),
+    #[error("--shard {shard}: K counts from 0 and must be below N (0/{n} .. {}/{n})", n - 1)]
+    OutOfRange { shard: String, n: u64 },
+    #[error("--shard auto: {name}={value:?} is not a number")]
+    Environment { name: &'static str, value: String },
+    #[error(
+        "--shard auto: JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job) but JOB_COMPLETIONS is not: set it in the manifest to spec.completions"
+    )]
+    KubernetesCompletions,
+    #[error("--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")]
+    SlurmCount,
+    #[error("--shard auto: SLURM_ARRAY_TASK_ID={id} does not fit MIN={min} STEP={step}")]
+    SlurmId { id: u64, min: u64, step: u64 },
+    #[error(
+        "--shard auto: no scheduler found (neither JOB_COMPLETION_INDEX for a Kubernetes Indexed Job nor SLURM_ARRAY_TASK_ID for a Slurm job array is set)"
+    )]
+    NoScheduler,
+}
+
 /// Shard K of N (K counted from 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Shard {
@@ -55,39 +82,37 @@ impl Shard {
     }
 
     /// Parses `K/N` (0 ≤ K < N) or `auto`, reading the environment through `env`.
-    pub fn parse(s: &str, env: impl Fn(&str) -> Option<String>) -> Result<Shard, String> {
+    pub fn parse(s: &str, env: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
         if s.trim() == "auto" {
             return Self::auto(env);
         }
         let (k, n) = s
             .split_once('/')
-            .ok_or_else(|| format!("--shard {s:?}: use K/N (e.g. 0/4: the first of 4) or auto"))?;
-        let k: u64 = k
-            .trim()
-            .parse()
-            .map_err(|_| format!("--shard {s:?}: K is not a number"))?;
-        let n: u64 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("--shard {s:?}: N is not a number"))?;
-        Self::checked(k, n, s)
+            .ok_or_else(|| ShardError::Syntax(s.to_string()))?;
+        let number = |v: &str, which| {
+            v.trim().parse::<u64>().map_err(|_| ShardError::NotANumber {
+                shard: s.to_string(),
+                which,
+            })
+        };
+        Self::checked(number(k, "K")?, number(n, "N")?, s)
     }
 
-    fn checked(k: u64, n: u64, shown: &str) -> Result<Shard, String> {
+    fn checked(k: u64, n: u64, shown: &str) -> Result<Shard, ShardError> {
         if n == 0 {
-            return Err(format!("--shard {shown}: N must be at least 1"));
+            return Err(ShardError::NoShards(shown.to_string()));
         }
         if k >= n {
-            return Err(format!(
-                "--shard {shown}: K counts from 0 and must be below N (0/{n} .. {}/{n})",
-                n - 1
-            ));
+            return Err(ShardError::OutOfRange {
+                shard: shown.to_string(),
+                n,
+            });
         }
         Ok(Shard { k, n })
     }
 
-    fn auto(env: impl Fn(&str) -> Option<String>) -> Result<Shard, String> {
-        let num = |name: &str| -> Result<Option<u64>, String> {
+    fn auto(env: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
+        let num = |name: &'static str| -> Result<Option<u64>, ShardError> {
             match env(name) {
                 None => Ok(None),
                 Some(v) if v.trim().is_empty() => Ok(None),
@@ -95,35 +120,24 @@ impl Shard {
                     .trim()
                     .parse()
                     .map(Some)
-                    .map_err(|_| format!("--shard auto: {name}={v:?} is not a number")),
+                    .map_err(|_| ShardError::Environment { name, value: v }),
             }
         };
         if let Some(k) = num("JOB_COMPLETION_INDEX")? {
-            let n = num("JOB_COMPLETIONS")?.ok_or(
-                "--shard auto: JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job) but \
-                 JOB_COMPLETIONS is not: set it in the manifest to spec.completions",
-            )?;
+            let n = num("JOB_COMPLETIONS")?.ok_or(ShardError::KubernetesCompletions)?;
             return Self::checked(k, n, &format!("auto (Kubernetes {k} of {n})"));
         }
         if let Some(id) = num("SLURM_ARRAY_TASK_ID")? {
-            let n = num("SLURM_ARRAY_TASK_COUNT")?.ok_or(
-                "--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not",
-            )?;
+            let n = num("SLURM_ARRAY_TASK_COUNT")?.ok_or(ShardError::SlurmCount)?;
             let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
             let step = num("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
             if id < min || (id - min) % step != 0 {
-                return Err(format!(
-                    "--shard auto: SLURM_ARRAY_TASK_ID={id} does not fit MIN={min} STEP={step}"
-                ));
+                return Err(ShardError::SlurmId { id, min, step });
             }
             let k = (id - min) / step;
             return Self::checked(k, n, &format!("auto (Slurm task {id}, {k} of {n})"));
         }
-        Err(
-            "--shard auto: no scheduler found (neither JOB_COMPLETION_INDEX for a Kubernetes \
-             Indexed Job nor SLURM_ARRAY_TASK_ID for a Slurm job array is set)"
-                .into(),
-        )
+        Err(ShardError::NoScheduler)
     }
 }
 
@@ -177,12 +191,16 @@ mod tests {
     fn parse_and_auto() {
         let none = env(&[]);
         assert_eq!(Shard::parse("2/5", &none), Ok(Shard { k: 2, n: 5 }));
-        assert!(Shard::parse("5/5", &none).unwrap_err().contains("below N"));
+        assert!(matches!(
+            Shard::parse("5/5", &none).unwrap_err(),
+            ShardError::OutOfRange { n: 5, .. }
+        ));
         assert!(Shard::parse("0/0", &none).is_err());
         assert!(Shard::parse("x", &none).is_err());
         assert!(
             Shard::parse("auto", &none)
                 .unwrap_err()
+                .to_string()
                 .contains("no scheduler")
         );
         let k8s = env(&[("JOB_COMPLETION_INDEX", "3"), ("JOB_COMPLETIONS", "8")]);
@@ -191,6 +209,7 @@ mod tests {
         assert!(
             Shard::parse("auto", &k8s_no_count)
                 .unwrap_err()
+                .to_string()
                 .contains("JOB_COMPLETIONS")
         );
         let slurm = env(&[
