@@ -162,6 +162,50 @@ fn bad_input_is_a_usage_error() {
             vec!["user@example.net".into(), "--cert".into(), leaf.clone()],
             "e-mail address",
         ),
+        (
+            vec![
+                "example.net".into(),
+                "--cert".into(),
+                leaf.clone(),
+                "--evidence".into(),
+                "/nonexistent/ev.json".into(),
+            ],
+            "cannot read /nonexistent/ev.json",
+        ),
+        (
+            vec![
+                "example.org".into(),
+                "--cert".into(),
+                leaf.clone(),
+                "--evidence".into(),
+                format!("{}/testdata/vectors/good-311.json", env!("CARGO_MANIFEST_DIR")),
+            ],
+            "holds no evidence for example.org",
+        ),
+        (
+            vec![
+                "example.net".into(),
+                "--cert".into(),
+                leaf.clone(),
+                "--host".into(),
+                "mx9.example.net".into(),
+                "--evidence".into(),
+                format!("{}/testdata/vectors/good-311.json", env!("CARGO_MANIFEST_DIR")),
+            ],
+            "no evidence for the host mx9.example.net",
+        ),
+        (
+            vec![
+                "example.net".into(),
+                "--cert".into(),
+                leaf.clone(),
+                "--evidence".into(),
+                format!("{}/testdata/vectors/good-311.json", env!("CARGO_MANIFEST_DIR")),
+                "--at".into(),
+                "soon".into(),
+            ],
+            "--at \"soon\" is not a time",
+        ),
     ];
     for (args, want) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -178,6 +222,8 @@ fn conflicting_or_malformed_flags_exit_2() {
         vec!["example.net", "--cert", leaf, "--max-wait", "1h"],
         vec!["example.net", "--cert", leaf, "--margin", "an hour"],
         vec!["example.net", "--cert", leaf, "--format", "csv"],
+        vec!["example.net", "--cert", leaf, "--at", "2030-01-01T00:00:00Z"],
+        vec!["example.net", "--cert", leaf, "--evidence", "e.json", "--wait"],
         vec!["example.net"],
         vec!["--cert", leaf],
     ] {
@@ -217,6 +263,8 @@ fn help_documents_the_exit_codes() {
         "--published-before",
         "--wait",
         "--max-wait",
+        "--save-evidence",
+        "--evidence",
         "4 not yet",
     ] {
         assert!(text.contains(want), "--help lacks {want}");

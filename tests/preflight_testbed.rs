@@ -569,3 +569,87 @@ fn one_host_and_the_text_report() {
         assert!(text.contains(want), "lacks {want}:\n{text}");
     }
 }
+
+/// `preflight --evidence` judges the evidence a live run saved exactly as
+/// the live run did: with the same state file and the same time, the text
+/// report and the JSON document are byte for byte the same.
+#[test]
+fn saved_evidence_reproduces_the_live_report() {
+    let Some(bed) = Testbed::get() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let cert = pki(bed, "mx.pre-stale-secondary.example.next.pem");
+    let domain = "pre-stale-secondary.example";
+    // A remembered sighting, so that the state decides something.
+    let state = format!(
+        "{{\"schema_version\":1,\"hosts\":{{\"mx.{domain}\":{{\"ttl_max\":300,\"first_seen\":{{\"3 1 1 {}\":\"{}\"}}}}}}}}\n",
+        spki256(&cert),
+        hours_ago(2)
+    );
+    for f in ["live.state", "offline.state"] {
+        std::fs::write(path(f), &state).unwrap();
+    }
+    for format in ["json", "text"] {
+        let ev = path(&format!("ev-{format}.json"));
+        let live = preflight(
+            bed,
+            domain,
+            &cert,
+            &[
+                "--format",
+                format,
+                "--state",
+                &path("live.state"),
+                "--save-evidence",
+                &ev,
+            ],
+        );
+        let at = json(&preflight(
+            bed,
+            domain,
+            &cert,
+            &["--format", "json", "--evidence", &ev, "--state", &path("offline.state")],
+        ))["evaluated_at"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(!at.is_empty());
+        // The offline run at the live run's time.
+        let live_at = match format {
+            "json" => json(&live)["evaluated_at"].as_str().unwrap().to_string(),
+            _ => String::from_utf8_lossy(&live.stdout)
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("evaluated "))
+                .and_then(|l| l.split(';').next())
+                .unwrap()
+                .to_string(),
+        };
+        let offline = preflight(
+            bed,
+            domain,
+            &cert,
+            &[
+                "--format",
+                format,
+                "--evidence",
+                &ev,
+                "--at",
+                &live_at,
+                "--state",
+                &path("offline.state"),
+            ],
+        );
+        assert_eq!(
+            live.status.code(),
+            offline.status.code(),
+            "{format}: exit codes"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&live.stdout),
+            String::from_utf8_lossy(&offline.stdout),
+            "{format}: the offline report differs from the live one"
+        );
+        // The offline run only reads the state.
+        assert_eq!(std::fs::read_to_string(path("offline.state")).unwrap(), state);
+    }
+}
