@@ -151,7 +151,7 @@ fn ta_not_in_new_chain(facts: &HostFacts<'_>, r: &TlsaRdata) -> Option<Finding> 
                 r.short()
             ))
             .fix(
-                "Put the issuing CA certificate after the new certificate in its chain file (give it with --chain), so that the server sends it; or publish a `3 1 1` record for the new key.",
+                "Put the issuing CA certificate after the new certificate in the chain file the server will use, so that the server sends it; or publish a `3 1 1` record for the new key.",
             )
             .at_host(host),
     )
