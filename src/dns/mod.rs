@@ -23,6 +23,7 @@ pub mod iterate;
 mod lookup;
 mod nameservers;
 mod transport;
+pub mod tsig_key;
 mod upstream;
 mod wildcard;
 
