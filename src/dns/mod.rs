@@ -24,6 +24,7 @@ mod lookup;
 mod nameservers;
 mod transport;
 pub mod tsig_key;
+pub mod update;
 mod upstream;
 mod wildcard;
 
