@@ -647,7 +647,7 @@ impl PrimaryServer {
         }
         let rc = resp.metadata.response_code;
         let detail = if rc != ResponseCode::NoError {
-            format!(" (it answered {rc})")
+            format!(" (it answered {})", UpdateRcode::from_wire(rc).name())
         } else if resp
             .authorities
             .iter()
@@ -669,7 +669,7 @@ impl PrimaryServer {
             server: self.addr,
             name: convert::show(name),
             qtype: qtype.to_string(),
-            rcode: rc.to_string(),
+            rcode: UpdateRcode::from_wire(rc).name(),
         }
     }
 
