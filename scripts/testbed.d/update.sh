@@ -10,8 +10,9 @@
 # that no rule allows, for the failure tests.
 #
 # Transfers to nsd-s can be held back (scripts/testbed xfr hold: nftables drops nsd-s's
-# queries to knotd, so it keeps serving its old copy) and resumed (xfr resume: the rule goes
-# and nsd-s is told to check the primary at once).
+# queries to knotd, but not its answers to knotd's NOTIFYs, so it keeps serving its old
+# copy) and resumed (xfr resume: the rule goes and nsd-s is told to check the primary at
+# once).
 
 UPD_ZONE=rollover.$TLD
 UPD_DIR=$B/update
@@ -192,8 +193,11 @@ delete table inet testbed_xfr
 table inet testbed_xfr {
   chain input {
     type filter hook input priority -10; policy accept;
-    ip saddr $NSDS4 ip daddr $KNOT4 counter drop
-    ip6 saddr $NSDS6 ip6 daddr $KNOT6 counter drop
+    # nsd-s's queries (SOA, IXFR, AXFR) to knotd; its answers to knotd's
+    # NOTIFYs still pass, or knotd would stall the zone's other events
+    # (updates included) retrying them.
+    ip saddr $NSDS4 ip daddr $KNOT4 th dport 53 counter drop
+    ip6 saddr $NSDS6 ip6 daddr $KNOT6 th dport 53 counter drop
   }
 }
 EOF
