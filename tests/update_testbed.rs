@@ -559,7 +559,13 @@ fn primary_down_is_a_clear_error() {
     let dead = bed.var("NS_DEAD").split(',').next().unwrap().to_string();
     let closed = bed.var("NS_CLOSED").split(',').next().unwrap().to_string();
     let rec = fresh("t9");
-    let update = TlsaUpdate::add(&z, &TlsaRrset::absent(&h).unwrap(), &[rec.clone()], 10).unwrap();
+    let update = TlsaUpdate::add(
+        &z,
+        &TlsaRrset::absent(&h).unwrap(),
+        std::slice::from_ref(&rec),
+        10,
+    )
+    .unwrap();
     run(bed, async {
         let p = PrimaryServer::new(
             format!("{dead}:53").parse().unwrap(),
@@ -579,7 +585,7 @@ fn primary_down_is_a_clear_error() {
             )
         );
         let e = p
-            .add_tlsa(&k, Some(&z), &h, &[rec.clone()], 10)
+            .add_tlsa(&k, Some(&z), &h, std::slice::from_ref(&rec), 10)
             .await
             .unwrap_err();
         assert!(matches!(e, UpdateError::Timeout { ms: 1000, .. }), "{e}");
