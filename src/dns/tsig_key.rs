@@ -180,6 +180,19 @@ impl TsigKey {
         self.algorithm
     }
 
+    /// Whether `text` shows this key's secret (base64 or hex), for tests
+    /// that prove it does not. Secrets under 8 bytes are too short to
+    /// search for without false alarms and count as not shown.
+    pub(crate) fn secret_appears_in(&self, text: &str) -> bool {
+        if self.secret.len() < 8 {
+            return false;
+        }
+        let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*self.secret));
+        let hex = Zeroizing::new(hex::encode(&*self.secret));
+        let b64_body = b64.trim_end_matches('=');
+        text.contains(b64_body) || text.to_ascii_lowercase().contains(hex.as_str())
+    }
+
     /// hickory's signer for this key. hickory keeps its own copy of the
     /// secret (not wiped on drop), so signers are made per message and
     /// dropped right after.
@@ -917,6 +930,9 @@ mod tests {
         check("Debug", &format!("{k:?}"));
         check("pretty Debug", &format!("{k:#?}"));
         check("Display", &k.to_string());
+        assert!(k.secret_appears_in(&format!("secret \"{b64}\"")));
+        assert!(k.secret_appears_in(&hex::encode_upper(&raw)));
+        assert!(!k.secret_appears_in(&format!("{k:?} {k}")));
         let misplaced = [
             format!("key \"k\" {{ algorithm \"{b64}\"; secret \"{b64}\"; }};"),
             format!("key \"k\" {{ algorithm hmac-sha256; {b64}; }};"),
