@@ -581,7 +581,8 @@ fn primary_down_is_a_clear_error() {
         assert_eq!(
             e.to_string(),
             format!(
-                "no answer from {dead}:53 within 1000 ms: is the primary server up and reachable over TCP?"
+                "no answer to the UPDATE from {dead}:53 within 1000 ms: is the primary server up and reachable over TCP? \
+                 (if it got the update it may still apply it: read the RRset again)"
             )
         );
         let e = p
@@ -589,6 +590,10 @@ fn primary_down_is_a_clear_error() {
             .await
             .unwrap_err();
         assert!(matches!(e, UpdateError::Timeout { ms: 1000, .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!("no answer from {dead}:53 within 1000 ms: is the server up and reachable?")
+        );
         let p = PrimaryServer::new(
             format!("{closed}:53").parse().unwrap(),
             Duration::from_secs(1),

@@ -492,10 +492,16 @@ pub enum UpdateError {
     WouldEmpty { owner: String },
     #[error("{0}")]
     Rejected(Box<Rejection>),
-    #[error(
-        "no answer from {server} within {ms} ms: is the primary server up and reachable over TCP?"
-    )]
+    #[error("no answer from {server} within {ms} ms: is the server up and reachable?")]
     Timeout { server: SocketAddr, ms: u128 },
+    /// The update may have reached the server: read the RRset again before
+    /// deciding anything (a repeated update is harmless: its prerequisite
+    /// fails, or it adds nothing).
+    #[error(
+        "no answer to the UPDATE from {server} within {ms} ms: is the primary server up and reachable over TCP? \
+         (if it got the update it may still apply it: read the RRset again)"
+    )]
+    NoReply { server: SocketAddr, ms: u128 },
     #[error("{detail}")]
     Network { server: SocketAddr, detail: String },
     #[error("{detail}")]
@@ -687,7 +693,10 @@ impl PrimaryServer {
             .map_err(|e| UpdateError::Build(e.to_string()))?;
         let reply = transport::tcp_bytes(self.addr, &wire, self.timeout, MAX_REPLY)
             .await
-            .map_err(|f| self.failure(f))?;
+            .map_err(|f| match self.failure(f) {
+                UpdateError::Timeout { server, ms } => UpdateError::NoReply { server, ms },
+                other => other,
+            })?;
         judge_reply(&reply, &msg, verifier, self.addr, update, key)
     }
 
