@@ -288,9 +288,11 @@ fn key_name(text: &str) -> Result<Name, TsigKeyError> {
             why: "empty".into(),
         });
     }
+    // hickory's message quotes the offending character as is: a newline
+    // there would break the one-line error.
     let mut name = Name::from_ascii(t).map_err(|e| TsigKeyError::BadName {
         name: shown,
-        why: e.to_string(),
+        why: e.to_string().escape_debug().to_string(),
     })?;
     name.set_fqdn(true);
     Ok(name.to_lowercase())
@@ -897,6 +899,10 @@ mod tests {
             (
                 "key { };",
                 "line 1: `key` must be followed by the key's name",
+            ),
+            (
+                "key \"a;\n\tb.\" { algorithm hmac-sha256; secret \"c2VjcmV0\"; };",
+                "\"a;\\n\\tb.\" is not a valid TSIG key name: ",
             ),
         ];
         for (text, want) in cases {
