@@ -9,6 +9,7 @@ use crate::core::diagnosis::diagnose;
 use crate::core::evidence::{Timestamp, parse_evidence};
 use crate::core::tlsa::TlsaRdata;
 use crate::core::{EvalOptions, evaluate};
+use crate::dns::tsig_key::parse_keys;
 use crate::domain::normalize_domain;
 use crate::scan::lines::{Line, LineReader, classify};
 use crate::smtp::reply::{Framed, Limits};
@@ -126,6 +127,26 @@ pub fn chain_match(data: &[u8]) {
     }
 }
 
+/// TSIG key files: any text parses to keys or to a one-line error, and a
+/// parsed key's secret shows in neither its Debug nor its Display.
+pub fn tsig_key_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match parse_keys(text) {
+        Ok(keys) => {
+            assert!(!keys.is_empty());
+            for k in &keys {
+                assert!(k.name().ends_with('.'));
+                let shown = format!("{k:?} {k}");
+                assert!(shown.contains("<redacted>"));
+                assert!(!k.secret_appears_in(&shown), "{shown}");
+            }
+        }
+        Err(e) => assert!(!e.to_string().contains('\n'), "{e}"),
+    }
+}
+
 /// One fuzz target's body.
 pub type Target = fn(&[u8]);
 
@@ -136,4 +157,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("domain_line", domain_line),
     ("evidence_eval", evidence_eval),
     ("chain_match", chain_match),
+    ("tsig_key_file", tsig_key_file),
 ];

@@ -178,7 +178,10 @@ fn bad_input_is_a_usage_error() {
                 "--cert".into(),
                 leaf.clone(),
                 "--evidence".into(),
-                format!("{}/testdata/vectors/good-311.json", env!("CARGO_MANIFEST_DIR")),
+                format!(
+                    "{}/testdata/vectors/good-311.json",
+                    env!("CARGO_MANIFEST_DIR")
+                ),
             ],
             "holds no evidence for example.org",
         ),
@@ -190,7 +193,10 @@ fn bad_input_is_a_usage_error() {
                 "--host".into(),
                 "mx9.example.net".into(),
                 "--evidence".into(),
-                format!("{}/testdata/vectors/good-311.json", env!("CARGO_MANIFEST_DIR")),
+                format!(
+                    "{}/testdata/vectors/good-311.json",
+                    env!("CARGO_MANIFEST_DIR")
+                ),
             ],
             "no evidence for the host mx9.example.net",
         ),
@@ -200,7 +206,10 @@ fn bad_input_is_a_usage_error() {
                 "--cert".into(),
                 leaf.clone(),
                 "--evidence".into(),
-                format!("{}/testdata/vectors/good-311.json", env!("CARGO_MANIFEST_DIR")),
+                format!(
+                    "{}/testdata/vectors/good-311.json",
+                    env!("CARGO_MANIFEST_DIR")
+                ),
                 "--at".into(),
                 "soon".into(),
             ],
@@ -222,8 +231,21 @@ fn conflicting_or_malformed_flags_exit_2() {
         vec!["example.net", "--cert", leaf, "--max-wait", "1h"],
         vec!["example.net", "--cert", leaf, "--margin", "an hour"],
         vec!["example.net", "--cert", leaf, "--format", "csv"],
-        vec!["example.net", "--cert", leaf, "--at", "2030-01-01T00:00:00Z"],
-        vec!["example.net", "--cert", leaf, "--evidence", "e.json", "--wait"],
+        vec![
+            "example.net",
+            "--cert",
+            leaf,
+            "--at",
+            "2030-01-01T00:00:00Z",
+        ],
+        vec![
+            "example.net",
+            "--cert",
+            leaf,
+            "--evidence",
+            "e.json",
+            "--wait",
+        ],
         vec!["example.net"],
         vec!["--cert", leaf],
     ] {

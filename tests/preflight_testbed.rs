@@ -608,7 +608,14 @@ fn saved_evidence_reproduces_the_live_report() {
             bed,
             domain,
             &cert,
-            &["--format", "json", "--evidence", &ev, "--state", &path("offline.state")],
+            &[
+                "--format",
+                "json",
+                "--evidence",
+                &ev,
+                "--state",
+                &path("offline.state"),
+            ],
         ))["evaluated_at"]
             .as_str()
             .unwrap()
@@ -650,6 +657,9 @@ fn saved_evidence_reproduces_the_live_report() {
             "{format}: the offline report differs from the live one"
         );
         // The offline run only reads the state.
-        assert_eq!(std::fs::read_to_string(path("offline.state")).unwrap(), state);
+        assert_eq!(
+            std::fs::read_to_string(path("offline.state")).unwrap(),
+            state
+        );
     }
 }

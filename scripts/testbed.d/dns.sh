@@ -169,6 +169,9 @@ sign_root() {
 }
 
 # ---- knotd ------------------------------------------------------------------------------
+# Besides the zones of $FRAG/*.serve, knot.conf takes $FRAG/*.knot-sections (key, remote and
+# acl sections: Knot wants them before the zones that refer to them) and $FRAG/*.knot-zone
+# (whole zone entries), both written by update.sh.
 knot_conf() {
   mkdir -p "$B/knot/db" "$B/knot/run"
   {
@@ -186,6 +189,7 @@ policy:
   - id: ecdsa
     algorithm: ecdsap256sha256
     nsec3: off
+$(cat "$FRAG"/*.knot-sections 2>/dev/null)
 template:
   - id: default
     storage: $Z
@@ -201,6 +205,7 @@ zone:
     journal-content: all         # required by difference-no-serial
 EOF
     awk '$1 == "knot" {printf "  - domain: %s.\n    file: %s\n", $2, $3}' "$FRAG"/*.serve
+    cat "$FRAG"/*.knot-zone 2>/dev/null || true
   } >"$B/knot/knot.conf"
 }
 

@@ -27,6 +27,7 @@ DROP2_4=198.51.100.7   DROP2_6=2001:db8:53::7  # nsd-b; nft drops TLSA queries (
 DROP6_4=198.51.100.8   DROP6_6=2001:db8:53::8  # nsd-b; nft drops TLSA queries on IPv6 only
 CLOSED4=198.51.100.9   CLOSED6=2001:db8:53::9  # nothing listens: ICMP port unreachable
 DEAD4=198.51.100.10    DEAD6=2001:db8:53::10   # nft drops every packet: silence
+NSDS4=198.51.100.11    NSDS6=2001:db8:53::11   # nsd-s: secondary of the update zone (update.sh)
 RES4=198.51.100.53     RES6=2001:db8:53::53    # unbound (validating, the netns resolv.conf)
 # SMTP: Postfix on 192.0.2.N / 2001:db8:25::N, smtp_peer on 203.0.113.N / 2001:db8:26::N.
 v4() { echo "192.0.2.$1"; }

@@ -23,6 +23,8 @@ pub mod iterate;
 mod lookup;
 mod ns_probe;
 mod transport;
+pub mod tsig_key;
+pub mod update;
 mod upstream;
 mod wildcard;
 

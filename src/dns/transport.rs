@@ -132,13 +132,28 @@ async fn tcp(
     qtype: RecordType,
     timeout: Duration,
 ) -> Result<DnsResponse, Failure> {
+    let body = tcp_bytes(server, wire, timeout, usize::from(u16::MAX)).await?;
+    decode(body, id, name, qtype, server)
+}
+
+/// One length-prefixed exchange over TCP (RFC 7766 §8): sends `wire`,
+/// returns the reply's bytes, all within `timeout`. A reply announced
+/// longer than `max` bytes is refused unread.
+pub async fn tcp_bytes(
+    server: SocketAddr,
+    wire: &[u8],
+    timeout: Duration,
+    max: usize,
+) -> Result<Vec<u8>, Failure> {
+    let len16 = u16::try_from(wire.len())
+        .map_err(|_| failure(FailureKind::Other, "message longer than 65535 bytes"))?;
     let work = async {
         let mut s = TcpStream::connect(server)
             .await
             .map_err(|e| io_failure(&e, &format!("TCP connect to {server}")))?;
         let _ = s.set_nodelay(true);
         let mut out = Vec::with_capacity(wire.len() + 2);
-        out.extend_from_slice(&(wire.len() as u16).to_be_bytes());
+        out.extend_from_slice(&len16.to_be_bytes());
         out.extend_from_slice(wire);
         s.write_all(&out)
             .await
@@ -157,6 +172,12 @@ async fn tcp(
                 format!("TCP answer from {server} of {len} bytes"),
             ));
         }
+        if len > max {
+            return Err(failure(
+                FailureKind::Malformed,
+                format!("TCP answer from {server} of {len} bytes, more than the {max} expected"),
+            ));
+        }
         let mut body = vec![0u8; len];
         s.read_exact(&mut body).await.map_err(|e| {
             failure(
@@ -164,7 +185,7 @@ async fn tcp(
                 format!("TCP answer from {server} shorter than announced: {e}"),
             )
         })?;
-        decode(body, id, name, qtype, server)
+        Ok(body)
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
