@@ -16,4 +16,5 @@ pub mod report;
 pub mod scan;
 pub mod skip;
 pub mod smtp;
+pub mod statefile;
 pub mod zonefile;

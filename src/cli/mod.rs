@@ -1,12 +1,16 @@
 //! Command-line interface: parsed arguments, resolved and dispatched.
 
 pub mod check;
+pub mod deploy;
 pub mod evaluate;
 pub mod exit;
 pub mod explain;
 pub mod net_args;
+pub mod new_cert;
 pub mod preflight;
+pub mod publish;
 pub mod report_args;
+pub mod rollover;
 pub mod scan;
 pub mod tlsa;
 
@@ -20,7 +24,7 @@ Exit codes:
   1  findings at or above --fail-on (preflight: unsafe)
   2  usage, input or output error
   3  some targets could not be tested (incomplete)
-  4  preflight: not yet safe, wait
+  4  preflight, rollover: not yet safe, wait
   130 interrupted";
 
 #[derive(Parser, Debug)]
@@ -56,6 +60,12 @@ pub enum Command {
     /// Is it safe to deploy this new certificate now? (TLSA published on every
     /// server, TTL passed, current certificate still matching.)
     Preflight(Box<preflight::PreflightArgs>),
+    /// Do the rollover: publish the new records by RFC 2136 UPDATE, wait for
+    /// every server and cache, deploy, verify, retire the old records.
+    Rollover(Box<rollover::RolloverArgs>),
+    /// Add a new certificate's TLSA records, or remove the records that match
+    /// nothing served (RFC 2136 UPDATE, TSIG-signed): a rollover's first or last step.
+    Publish(Box<publish::PublishArgs>),
 }
 
 /// Runs the parsed command.
@@ -68,6 +78,8 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Tlsa(a) => tlsa::run(&a, stdout),
         Command::Scan(a) => runtime()?.block_on(scan::run(&a)),
         Command::Preflight(a) => runtime()?.block_on(preflight::run(&a)),
+        Command::Rollover(a) => runtime()?.block_on(rollover::run(&a)),
+        Command::Publish(a) => runtime()?.block_on(publish::run(&a)),
     }
 }
 
