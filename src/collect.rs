@@ -113,6 +113,7 @@ pub fn not_probed(address: IpAddr, port: u16, why: String) -> SmtpProbe {
             kind: SmtpFailureKind::NotProbed,
             detail: why,
         }),
+        key_types: Vec::new(),
     }
 }
 

@@ -477,6 +477,130 @@ pub struct SmtpProbe {
     /// `None` when the handshake completed.
     #[serde(default)]
     pub failure: Option<SmtpFailure>,
+    /// Further handshakes on new connections, one per server key type (and,
+    /// for a server no modern client can negotiate with, legacy ClientHellos):
+    /// a server with an RSA and an ECDSA certificate presents one or the other
+    /// depending on the client's signature algorithms, and DANE senders of
+    /// both kinds must be able to authenticate it. The fields above stay the
+    /// result of the default offer. Empty in evidence from before this field,
+    /// and with `--key-types negotiated`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_types: Vec<KeyTypeProbe>,
+}
+
+/// The family of a server certificate's key, which a client selects through
+/// the signature algorithms it offers (RFC 8446 §4.2.3, RFC 5246 §7.4.1.4.1).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    Ecdsa,
+    Rsa,
+    Ed25519,
+}
+
+impl KeyType {
+    pub const ALL: [KeyType; 3] = [KeyType::Ecdsa, KeyType::Rsa, KeyType::Ed25519];
+
+    /// The name people know it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Ecdsa => "ECDSA",
+            KeyType::Rsa => "RSA",
+            KeyType::Ed25519 => "Ed25519",
+        }
+    }
+
+    /// Parses `ecdsa`, `rsa` or `ed25519` (any case).
+    pub fn from_name(s: &str) -> Option<KeyType> {
+        KeyType::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a server chose in answer to a legacy ClientHello (TLS 1.0 to 1.2,
+/// CBC and RSA key-exchange suites), read from its ServerHello. No handshake
+/// was completed: the connection was closed after the server's Certificate
+/// message, which TLS 1.2 and below send in clear.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LegacyHello {
+    /// `TLSv1.0`, `TLSv1.1` or `TLSv1.2` (or the version number in hex).
+    pub version: String,
+    /// The IANA name of the chosen suite (or its number in hex).
+    pub cipher: String,
+}
+
+impl LegacyHello {
+    /// Whether a client limited to TLS 1.2+ with ECDHE and AEAD suites (as
+    /// rustls, and senders that follow RFC 9325) can negotiate what the
+    /// server chose. When it can, the server is not legacy-only: the default
+    /// handshake failed for another reason.
+    pub fn modern(&self) -> bool {
+        let aead = self.cipher.contains("_GCM_") || self.cipher.contains("_CHACHA20_");
+        matches!(self.version.as_str(), "TLSv1.2" | "TLSv1.3")
+            && self.cipher.starts_with("TLS_ECDHE_")
+            && aead
+    }
+}
+
+/// One further handshake of a [`SmtpProbe`]: a new connection whose client
+/// offered only one key type's signature algorithms (or, for a legacy hello
+/// under `--key-types negotiated`, all of them).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyTypeProbe {
+    /// `None`: every key type was offered.
+    #[serde(default)]
+    pub key_type: Option<KeyType>,
+    /// Whether the server presented a certificate of this key type.
+    #[serde(default)]
+    pub offered: bool,
+    /// The completed handshake, if one completed.
+    #[serde(default)]
+    pub tls: Option<TlsInfo>,
+    /// Set when the chain came from a legacy ClientHello (no handshake completed).
+    #[serde(default)]
+    pub legacy: Option<LegacyHello>,
+    /// The certificates as sent, leaf first; empty when not offered.
+    #[serde(default)]
+    pub chain: Vec<Der>,
+    /// Why no certificate of this key type was obtained (not offered, or the
+    /// connection failed); not a finding by itself.
+    #[serde(default)]
+    pub failure: Option<SmtpFailure>,
+}
+
+impl KeyTypeProbe {
+    /// A further handshake for `key_type` before anything happened.
+    pub fn new(key_type: Option<KeyType>) -> KeyTypeProbe {
+        KeyTypeProbe {
+            key_type,
+            offered: false,
+            tls: None,
+            legacy: None,
+            chain: Vec::new(),
+            failure: None,
+        }
+    }
+
+    /// The same, ended by `f` (not offered, or the connection failed).
+    pub fn failed(mut self, f: SmtpFailure) -> KeyTypeProbe {
+        self.offered = false;
+        self.chain.clear();
+        self.failure = Some(f);
+        self
+    }
+
+    /// The chain this handshake contributes, if it got one of its key type.
+    pub fn presented(&self) -> Option<&[Der]> {
+        (self.offered && self.failure.is_none() && !self.chain.is_empty())
+            .then_some(self.chain.as_slice())
+    }
 }
 
 fn default_port() -> u16 {
@@ -484,6 +608,22 @@ fn default_port() -> u16 {
 }
 
 impl SmtpProbe {
+    /// A probe of `address` before anything happened: no replies, no TLS.
+    pub fn unprobed(address: IpAddr, port: u16) -> SmtpProbe {
+        SmtpProbe {
+            address,
+            port,
+            elapsed_ms: 0,
+            greeting: None,
+            ehlo: None,
+            starttls: None,
+            tls: None,
+            chain: Vec::new(),
+            failure: None,
+            key_types: Vec::new(),
+        }
+    }
+
     /// EHLO keywords, upper case (`STARTTLS`, `PIPELINING`, ...).
     pub fn ehlo_keywords(&self) -> Vec<String> {
         self.ehlo

@@ -1545,6 +1545,7 @@ mod tests {
                 })
                 .collect(),
             failure: None,
+            key_types: Vec::new(),
         }
     }
 
