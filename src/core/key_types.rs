@@ -6,10 +6,10 @@
 
 use super::audit::{CertView, KeyTypeView};
 use super::cert::CertInfo;
-use super::evidence::{KeyTypeProbe, SmtpProbe, TlsInfo};
+use super::evidence::{KeyTypeProbe, SmtpPhase, SmtpProbe, TlsInfo};
 use super::host::cert_views;
 use super::rrset::ChainResult;
-use super::smtp::{Presented, Source, presented};
+use super::smtp::{Presented, Source, first_clause, presented};
 use super::tlsa::TlsaRdata;
 
 /// The views of one probe's key types. `chains` and `results` follow
@@ -32,6 +32,8 @@ pub fn views(
             .flatten()
             .map(|r| !r.authenticated_by.is_empty())
     };
+    // Without a completed default handshake, the further ones were legacy hellos.
+    let legacy = p.tls.is_none();
     let mut out = Vec::new();
     if let (Some(first), Some(Source::Negotiated)) =
         (chains.first(), shown.first().map(|s| s.source))
@@ -55,7 +57,7 @@ pub fn views(
                 authenticated: authenticated(j),
                 ..presented_view(k, j, &shown, chains, records)
             },
-            None => not_presented(k),
+            None => not_presented(k, legacy),
         });
     }
     out
@@ -94,16 +96,23 @@ fn presented_view(
 }
 
 /// A further handshake that got nothing a sender would be presented.
-fn not_presented(k: &KeyTypeProbe) -> KeyTypeView {
+fn not_presented(k: &KeyTypeProbe, legacy: bool) -> KeyTypeView {
     let why = match (&k.failure, k.presented()) {
-        (Some(f), _) if !f.detail.is_empty() => format!("not offered: {}", f.detail),
+        (Some(f), _) if f.phase != SmtpPhase::Handshake => format!(
+            "not tested: {} failed ({})",
+            f.phase.as_str(),
+            first_clause(&f.detail)
+        ),
+        (Some(f), _) if !f.detail.is_empty() => {
+            format!("not offered: {}", first_clause(&f.detail))
+        }
         (Some(f), _) => format!("not offered: {} failed", f.phase.as_str()),
         (None, Some(_)) => "not used: the default handshake decides for this server".into(),
         (None, None) => "not offered".into(),
     };
     KeyTypeView {
         key_type: name(k),
-        via: via(k),
+        via: if legacy { "legacy-hello" } else { via(k) },
         offered: false,
         detail: why,
         authenticated: None,
@@ -128,7 +137,7 @@ fn via(k: &KeyTypeProbe) -> &'static str {
 fn detail(k: &KeyTypeProbe) -> String {
     match (&k.legacy, &k.tls) {
         (Some(l), _) => format!(
-            "legacy hello: {} {}; certificate read in clear, no handshake completed",
+            "{} {}, certificate read in clear, no handshake completed",
             l.version, l.cipher
         ),
         (None, Some(t)) => tls_line(t),

@@ -167,9 +167,17 @@ fn legacy_message(l: &LegacyHello, detail: &str) -> String {
          key-exchange suites it chose {} with {} (its certificate was read in clear; no \
          handshake was completed); senders that require TLS 1.2 with ECDHE and AEAD suites \
          (RFC 9325, rustls-based MTAs) cannot negotiate with it, {who} (the modern handshake \
-         failed: {detail})",
-        l.version, l.cipher
+         failed: {})",
+        l.version,
+        l.cipher,
+        first_clause(detail)
     )
+}
+
+/// A failure detail without the collector's explanation after it ("received
+/// fatal alert: ProtocolVersion: the server accepts ..." -> the alert).
+pub fn first_clause(detail: &str) -> &str {
+    detail.split(": the server ").next().unwrap_or(detail)
 }
 
 fn detail(f: &SmtpFailure) -> String {
