@@ -234,3 +234,26 @@ fn parse_pem(bytes: &[u8]) -> Result<Vec<PemItem>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn der(name: &str) -> Vec<u8> {
+        let path = format!("{}/testdata/certs/{name}.der", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn key_types_of_the_test_certificates() {
+        assert_eq!(key_type_of_cert(&der("leaf-rsa")), Some(KeyType::Rsa));
+        assert_eq!(key_type_of_cert(&der("leaf-ec")), Some(KeyType::Ecdsa));
+        assert_eq!(
+            CertInfo::parse(&der("int-ca")).key_type(),
+            Some(KeyType::Rsa)
+        );
+        assert_eq!(key_type_of_spki(&der("leaf-ec.pub")), Some(KeyType::Ecdsa));
+        assert_eq!(key_type_of_cert(b"not a certificate"), None);
+        assert_eq!(CertInfo::parse(b"junk").key_type(), None);
+    }
+}

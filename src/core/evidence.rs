@@ -671,3 +671,31 @@ pub fn parse_evidence(text: &str) -> Result<Vec<Evidence>, EvidenceError> {
     }
     Ok(all)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_hellos_that_a_modern_client_could_have_negotiated() {
+        let l = |v: &str, c: &str| LegacyHello {
+            version: v.into(),
+            cipher: c.into(),
+        };
+        assert!(l("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256").modern());
+        assert!(l("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256").modern());
+        assert!(!l("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA").modern());
+        assert!(!l("TLSv1.2", "TLS_RSA_WITH_AES_128_GCM_SHA256").modern());
+        assert!(!l("TLSv1.0", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA").modern());
+    }
+
+    #[test]
+    fn old_evidence_without_key_types_still_loads() {
+        let old = r#"{"address":"192.0.2.1","tls":null,"chain":[]}"#;
+        let p: SmtpProbe = serde_json::from_str(old).unwrap();
+        assert!(p.key_types.is_empty());
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(!text.contains("key_types"), "{text}");
+        assert_eq!(KeyType::from_name(" Ed25519 "), Some(KeyType::Ed25519));
+    }
+}

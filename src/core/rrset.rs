@@ -382,7 +382,13 @@ fn no_match_findings(
                 .iter()
                 .filter_map(|c| served[*c].chain.first())
                 .collect();
-            let labels: Vec<String> = leaves.iter().map(|c| format!("\"{}\"", c.label())).collect();
+            let labels: Vec<String> = leaves
+                .iter()
+                .map(|c| match (leaves.len(), c.key_type()) {
+                    (2.., Some(k)) => format!("\"{}\" ({k})", c.label()),
+                    _ => format!("\"{}\"", c.label()),
+                })
+                .collect();
             let leaf_text = match labels.len() {
                 0 => "leaf \"none\"".to_string(),
                 1 => format!("leaf {}", labels[0]),
@@ -396,8 +402,7 @@ fn no_match_findings(
                 .at_address(cx.host, a.address);
             let wanted: Vec<String> = leaves
                 .iter()
-                .filter_map(|c| c.association(Selector::Spki, MatchingType::Sha256))
-                .map(|d| format!("`_25._tcp.{}. IN TLSA 3 1 1 {}`", cx.host, hex::encode(d)))
+                .filter_map(|c| ee_line(cx, c))
                 .collect();
             if !wanted.is_empty() {
                 f = f.fix(format!(
@@ -409,6 +414,16 @@ fn no_match_findings(
             f
         })
         .collect()
+}
+
+/// The zone-file line of the `3 1 1` record for a certificate's key, quoted.
+fn ee_line(cx: &Context<'_>, cert: &CertInfo) -> Option<String> {
+    let d = cert.association(Selector::Spki, MatchingType::Sha256)?;
+    Some(format!(
+        "`_25._tcp.{}. IN TLSA 3 1 1 {}`",
+        cx.host,
+        hex::encode(d)
+    ))
 }
 
 fn usable_count(rrset: &[TlsaRdata]) -> usize {
@@ -485,14 +500,8 @@ fn uncovered(
         .at_address(cx.host, a.address);
     let ee = chain
         .first()
-        .and_then(|c| c.association(Selector::Spki, MatchingType::Sha256))
-        .map(|d| {
-            format!(
-                "`_25._tcp.{}. IN TLSA 3 1 1 {}` for the {kt} key",
-                cx.host,
-                hex::encode(d)
-            )
-        });
+        .and_then(|c| ee_line(cx, c))
+        .map(|line| format!("{line} for the {kt} key"));
     let ta = shared_issuer(cx, served, a).map(|(ca, rec)| {
         format!(
             "`_25._tcp.{}. IN TLSA {rec}` for \"{ca}\", the CA that issued every certificate {} presents",

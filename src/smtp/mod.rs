@@ -852,6 +852,73 @@ mod tests {
     }
 
     #[test]
+    fn key_types_parse() {
+        assert_eq!(KeyTypes::parse("all").unwrap(), KeyTypes::default());
+        assert_eq!(KeyTypes::parse("negotiated").unwrap(), KeyTypes::Negotiated);
+        assert_eq!(
+            KeyTypes::parse("RSA, ecdsa,rsa").unwrap(),
+            KeyTypes::Only(vec![KeyType::Rsa, KeyType::Ecdsa])
+        );
+        assert_eq!(
+            KeyTypes::parse("rsa,ecdsa").unwrap().as_string(),
+            "rsa,ecdsa"
+        );
+        assert_eq!(KeyTypes::default().as_string(), "ecdsa,rsa,ed25519");
+        for bad in ["", "dsa", "rsa,,ecdsa", "all,rsa"] {
+            assert!(KeyTypes::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(KeyTypes::Negotiated.families().is_empty());
+    }
+
+    #[test]
+    fn only_protocol_refusals_call_for_a_legacy_hello() {
+        let alert = |a| io::Error::new(io::ErrorKind::InvalidData, rustls::Error::AlertReceived(a));
+        assert!(legacy_may_help(&alert(
+            rustls::AlertDescription::ProtocolVersion
+        )));
+        assert!(legacy_may_help(&alert(
+            rustls::AlertDescription::HandshakeFailure
+        )));
+        assert!(!legacy_may_help(&alert(
+            rustls::AlertDescription::BadCertificate
+        )));
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "eof");
+        assert!(legacy_may_help(&eof));
+        let other = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature),
+        );
+        assert!(!legacy_may_help(&other));
+    }
+
+    #[test]
+    fn a_legacy_answer_of_another_key_type_is_not_offered() {
+        let rsa = include_bytes!("../../testdata/certs/leaf-rsa.der").to_vec();
+        let flight = |chain: Vec<Vec<u8>>| legacy::ServerFlight {
+            version: 0x0301,
+            cipher: 0x002f,
+            chain,
+        };
+        let r = legacy_result(
+            KeyTypeProbe::new(Some(KeyType::Ecdsa)),
+            Some(KeyType::Ecdsa),
+            flight(vec![rsa.clone()]),
+        );
+        assert!(
+            !r.offered && r.chain.is_empty() && r.failure.is_some(),
+            "{r:?}"
+        );
+        let r = legacy_result(KeyTypeProbe::new(None), None, flight(vec![rsa.clone()]));
+        assert!(r.offered && r.presented().is_some(), "{r:?}");
+        assert_eq!(r.legacy.as_ref().unwrap().version, "TLSv1.0");
+        let r = legacy_result(KeyTypeProbe::new(None), None, flight(vec![]));
+        assert!(
+            !r.offered && r.failure.is_some(),
+            "an anonymous suite: {r:?}"
+        );
+    }
+
+    #[test]
     fn prober_is_shareable() {
         fn check<T: Clone + Send + Sync + 'static>() {}
         check::<SmtpProber>();
