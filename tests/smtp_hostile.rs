@@ -924,11 +924,16 @@ async fn dual_certificates_are_each_asked_for() {
     let der =
         |c: &[dane_audit::core::evidence::Der]| c.iter().map(|d| d.0.clone()).collect::<Vec<_>>();
     assert_eq!(der(&p.chain), ec, "the default offer prefers ECDSA");
-    // ECDSA was presented already: RSA and Ed25519 are asked for, in that order.
-    let asked: Vec<Option<KeyType>> = p.key_types.iter().map(|k| k.key_type).collect();
-    assert_eq!(asked, vec![Some(KeyType::Rsa), Some(KeyType::Ed25519)]);
+    // ECDSA was presented already: RSA or Ed25519 is asked for (RSA comes),
+    // then Ed25519 alone (nothing comes).
+    let asked: Vec<Vec<KeyType>> = p.key_types.iter().map(|k| k.asked.clone()).collect();
+    assert_eq!(
+        asked,
+        vec![vec![KeyType::Rsa, KeyType::Ed25519], vec![KeyType::Ed25519]]
+    );
     let r = &p.key_types[0];
     assert!(r.offered && r.failure.is_none() && r.tls.is_some(), "{r:?}");
+    assert_eq!(r.key_type, Some(KeyType::Rsa));
     assert_eq!(der(&r.chain), rsa);
     let e = &p.key_types[1];
     assert!(
@@ -955,9 +960,10 @@ async fn one_certificate_other_key_types_not_offered() {
     );
     let (p, _, _) = probe_with(all_key_types(addr), addr).await;
     assert!(p.failure.is_none(), "{:?}", p.failure);
-    let asked: Vec<Option<KeyType>> = p.key_types.iter().map(|k| k.key_type).collect();
-    assert_eq!(asked, vec![Some(KeyType::Ecdsa), Some(KeyType::Ed25519)]);
-    assert!(p.key_types.iter().all(|k| !k.offered && k.chain.is_empty()));
+    // One more connection: ECDSA or Ed25519 is asked for, and none comes.
+    assert_eq!(p.key_types.len(), 1, "{:?}", p.key_types);
+    assert_eq!(p.key_types[0].asked, vec![KeyType::Ecdsa, KeyType::Ed25519]);
+    assert!(!p.key_types[0].offered && p.key_types[0].chain.is_empty());
     assert_eq!(classify(&p), SmtpResult::Tls);
     assert_eq!(dane_audit::core::smtp::presented(&p).len(), 1);
 }
@@ -1035,16 +1041,17 @@ async fn legacy_only_server_gives_its_chain_in_clear() {
         p.chain.is_empty(),
         "the modern handshake got no certificate"
     );
-    let asked: Vec<Option<KeyType>> = p.key_types.iter().map(|k| k.key_type).collect();
+    // Every key type is asked for (the RSA chain comes), then ECDSA or
+    // Ed25519 (the server refuses).
+    let asked: Vec<Vec<KeyType>> = p.key_types.iter().map(|k| k.asked.clone()).collect();
     assert_eq!(
         asked,
         vec![
-            Some(KeyType::Ecdsa),
-            Some(KeyType::Rsa),
-            Some(KeyType::Ed25519)
+            KeyType::ALL.to_vec(),
+            vec![KeyType::Ecdsa, KeyType::Ed25519]
         ]
     );
-    let rsa = &p.key_types[1];
+    let rsa = &p.key_types[0];
     assert!(rsa.offered && rsa.tls.is_none(), "{rsa:?}");
     let l = rsa.legacy.as_ref().unwrap();
     assert_eq!(
@@ -1056,13 +1063,13 @@ async fn legacy_only_server_gives_its_chain_in_clear() {
         rsa.chain.iter().map(|d| d.0.clone()).collect::<Vec<_>>(),
         want
     );
-    assert!(!p.key_types[0].offered && !p.key_types[2].offered);
+    assert!(!p.key_types[1].offered);
     assert_eq!(code(&p), Some(Code::TlsLegacyOnly));
     assert_eq!(dane_audit::core::smtp::presented(&p).len(), 1);
     // With --key-types negotiated: one legacy hello, offering every key type.
     let (p, _, _) = probe_with(config(addr), addr).await;
     assert_eq!(p.key_types.len(), 1);
-    assert_eq!(p.key_types[0].key_type, None);
+    assert!(p.key_types[0].asked.is_empty());
     assert!(p.key_types[0].offered);
     assert_eq!(code(&p), Some(Code::TlsLegacyOnly));
 }

@@ -124,8 +124,8 @@ pub struct AddressAudit {
 /// The certificate one server key type gets at an address.
 #[derive(Clone, Debug, Serialize)]
 pub struct KeyTypeView {
-    /// `ECDSA`, `RSA`, `Ed25519`, or `any` for a legacy hello that offered
-    /// every key type.
+    /// The key type presented (`ECDSA`, `RSA`, `Ed25519`); for a handshake
+    /// that got none, what it asked for (`RSA or Ed25519`, `any key type`).
     pub key_type: String,
     /// `negotiated` (the default offer), `handshake` (an offer of only this
     /// key type's signature algorithms) or `legacy-hello`.

@@ -550,14 +550,19 @@ impl LegacyHello {
 }
 
 /// One further handshake of a [`SmtpProbe`]: a new connection whose client
-/// offered only one key type's signature algorithms (or, for a legacy hello
-/// under `--key-types negotiated`, all of them).
+/// offered only some key types' signature algorithms (for a legacy hello,
+/// their cipher suites), to see whether the server presents a certificate of
+/// one of them.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KeyTypeProbe {
-    /// `None`: every key type was offered.
+    /// The key types asked for; empty: every key type (a legacy hello under
+    /// `--key-types negotiated`).
+    #[serde(default)]
+    pub asked: Vec<KeyType>,
+    /// The key type of the certificate the server presented, if any.
     #[serde(default)]
     pub key_type: Option<KeyType>,
-    /// Whether the server presented a certificate of this key type.
+    /// Whether the server presented a certificate of a key type asked for.
     #[serde(default)]
     pub offered: bool,
     /// The completed handshake, if one completed.
@@ -569,17 +574,18 @@ pub struct KeyTypeProbe {
     /// The certificates as sent, leaf first; empty when not offered.
     #[serde(default)]
     pub chain: Vec<Der>,
-    /// Why no certificate of this key type was obtained (not offered, or the
-    /// connection failed); not a finding by itself.
+    /// Why no certificate of these key types was obtained (the server has
+    /// none, or the connection failed); not a finding by itself.
     #[serde(default)]
     pub failure: Option<SmtpFailure>,
 }
 
 impl KeyTypeProbe {
-    /// A further handshake for `key_type` before anything happened.
-    pub fn new(key_type: Option<KeyType>) -> KeyTypeProbe {
+    /// A further handshake asking for `asked` before anything happened.
+    pub fn new(asked: Vec<KeyType>) -> KeyTypeProbe {
         KeyTypeProbe {
-            key_type,
+            asked,
+            key_type: None,
             offered: false,
             tls: None,
             legacy: None,
@@ -596,10 +602,19 @@ impl KeyTypeProbe {
         self
     }
 
-    /// The chain this handshake contributes, if it got one of its key type.
+    /// The chain this handshake contributes, if it got one of a key type asked for.
     pub fn presented(&self) -> Option<&[Der]> {
         (self.offered && self.failure.is_none() && !self.chain.is_empty())
             .then_some(self.chain.as_slice())
+    }
+
+    /// "ECDSA", "RSA or Ed25519", "any key type": what was asked for.
+    pub fn asked_names(&self) -> String {
+        if self.asked.is_empty() {
+            return "any key type".to_string();
+        }
+        let names: Vec<&str> = self.asked.iter().map(|k| k.as_str()).collect();
+        names.join(" or ")
     }
 }
 

@@ -111,7 +111,7 @@ fn not_presented(k: &KeyTypeProbe, legacy: bool) -> KeyTypeView {
         (None, None) => "not offered".into(),
     };
     KeyTypeView {
-        key_type: name(k),
+        key_type: k.asked_names(),
         via: if legacy { "legacy-hello" } else { via(k) },
         offered: false,
         detail: why,
@@ -121,9 +121,10 @@ fn not_presented(k: &KeyTypeProbe, legacy: bool) -> KeyTypeView {
     }
 }
 
+/// The key type a further handshake got (what it asked for, if unknown).
 fn name(k: &KeyTypeProbe) -> String {
     k.key_type
-        .map_or_else(|| "any".to_string(), |t| t.as_str().to_string())
+        .map_or_else(|| k.asked_names(), |t| t.as_str().to_string())
 }
 
 fn via(k: &KeyTypeProbe) -> &'static str {

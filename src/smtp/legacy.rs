@@ -61,21 +61,31 @@ const ECDSA_SIGALGS: &[u16] = &[0x0403, 0x0503, 0x0603, 0x0203];
 const RSA_SIGALGS: &[u16] = &[0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0201];
 const ED25519_SIGALGS: &[u16] = &[0x0807];
 
-/// The suites and signature algorithms that select `key_type`'s certificate
-/// (every one of them for `None`). In TLS 1.0/1.1 only the suite selects it.
-fn offer(key_type: Option<KeyType>) -> (Vec<u16>, Vec<u16>) {
-    let (suites, sigalgs): (Vec<&[u16]>, Vec<&[u16]>) = match key_type {
-        Some(KeyType::Ecdsa) => (vec![ECDSA_SUITES], vec![ECDSA_SIGALGS]),
-        Some(KeyType::Rsa) => (vec![RSA_SUITES], vec![RSA_SIGALGS]),
-        Some(KeyType::Ed25519) => (vec![ECDSA_SUITES], vec![ED25519_SIGALGS]),
-        None => (
-            vec![ECDSA_SUITES, RSA_SUITES],
-            vec![ECDSA_SIGALGS, ED25519_SIGALGS, RSA_SIGALGS],
-        ),
-    };
-    let mut suites: Vec<u16> = suites.concat();
+/// The suites and signature algorithms that select a certificate of one of
+/// `key_types` (every one for an empty list). In TLS 1.0/1.1 only the suite
+/// selects it.
+fn offer(key_types: &[KeyType]) -> (Vec<u16>, Vec<u16>) {
+    let all = key_types.is_empty();
+    let has = |k| all || key_types.contains(&k);
+    let mut suites = Vec::new();
+    let mut sigalgs = Vec::new();
+    if has(KeyType::Ecdsa) || has(KeyType::Ed25519) {
+        suites.extend_from_slice(ECDSA_SUITES);
+    }
+    if has(KeyType::Rsa) {
+        suites.extend_from_slice(RSA_SUITES);
+    }
+    for (k, algs) in [
+        (KeyType::Ecdsa, ECDSA_SIGALGS),
+        (KeyType::Ed25519, ED25519_SIGALGS),
+        (KeyType::Rsa, RSA_SIGALGS),
+    ] {
+        if has(k) {
+            sigalgs.extend_from_slice(algs);
+        }
+    }
     suites.push(SCSV);
-    (suites, sigalgs.concat())
+    (suites, sigalgs)
 }
 
 fn u16s(v: &[u16]) -> Vec<u8> {
@@ -103,10 +113,11 @@ fn extension(kind: u16, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The ClientHello record: TLS 1.0 to 1.2, the legacy suites of `key_type`,
-/// SNI (when `sni` is a name, not an address), the usual curves, no session.
-pub fn client_hello(sni: &str, key_type: Option<KeyType>, random: &[u8; 32]) -> Vec<u8> {
-    let (suites, sigalgs) = offer(key_type);
+/// The ClientHello record: TLS 1.0 to 1.2, the legacy suites of `key_types`
+/// (all for an empty list), SNI (when `sni` is a name, not an address), the
+/// usual curves, no session.
+pub fn client_hello(sni: &str, key_types: &[KeyType], random: &[u8; 32]) -> Vec<u8> {
+    let (suites, sigalgs) = offer(key_types);
     let mut ext = Vec::new();
     if !sni.is_empty() && sni.parse::<std::net::IpAddr>().is_err() && sni.len() < 256 {
         let mut entry = vec![0u8]; // host_name
@@ -266,7 +277,7 @@ pub fn cipher_name(id: u16) -> String {
 pub async fn hello<S>(
     stream: &mut S,
     sni: &str,
-    key_type: Option<KeyType>,
+    key_types: &[KeyType],
     random: &[u8; 32],
 ) -> Result<ServerFlight, String>
 where
@@ -274,7 +285,7 @@ where
 {
     let io = |e: std::io::Error| format!("connection error during the legacy hello: {e}");
     stream
-        .write_all(&client_hello(sni, key_type, random))
+        .write_all(&client_hello(sni, key_types, random))
         .await
         .map_err(io)?;
     stream.flush().await.map_err(io)?;
@@ -347,7 +358,7 @@ mod tests {
     #[test]
     fn client_hello_is_a_tls_record_that_tls_parser_reads_back() {
         for kt in [None, Some(KeyType::Rsa), Some(KeyType::Ecdsa)] {
-            let r = client_hello("mx.example", kt, &[1; 32]);
+            let r = client_hello("mx.example", kt.as_slice(), &[1; 32]);
             let (rest, rec) = parse_tls_raw_record(&r).unwrap();
             assert!(rest.is_empty());
             let (_, msg) = parse_tls_message_handshake(rec.data).unwrap();
@@ -361,8 +372,8 @@ mod tests {
             assert_eq!(ecdsa, kt != Some(KeyType::Rsa), "{kt:?}");
         }
         // An address literal is not sent as SNI.
-        let with = client_hello("mx.example", None, &[0; 32]);
-        let without = client_hello("192.0.2.1", None, &[0; 32]);
+        let with = client_hello("mx.example", &[], &[0; 32]);
+        let without = client_hello("192.0.2.1", &[], &[0; 32]);
         assert!(without.len() < with.len());
     }
 
@@ -420,7 +431,7 @@ mod tests {
             server.write_all(&answer).await.unwrap();
             first[0]
         });
-        let got = hello(&mut client, "mx.example", Some(KeyType::Rsa), &[3; 32]).await;
+        let got = hello(&mut client, "mx.example", &[KeyType::Rsa], &[3; 32]).await;
         assert_eq!(serve.await.unwrap(), 22, "a handshake record comes first");
         let f = got.unwrap();
         assert_eq!(cipher_name(f.cipher), "TLS_RSA_WITH_AES_128_CBC_SHA");
@@ -446,7 +457,7 @@ mod tests {
                 huge = vec![0u8; 16_000];
             }
         });
-        let got = hello(&mut client, "mx.example", None, &[0; 32]).await;
+        let got = hello(&mut client, "mx.example", &[], &[0; 32]).await;
         drop(client);
         serve.await.unwrap();
         assert!(got.unwrap_err().contains("bytes from the server"));

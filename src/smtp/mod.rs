@@ -214,8 +214,10 @@ pub enum SmtpError {
 pub struct SmtpProber {
     cfg: Arc<SmtpConfig>,
     tls: Arc<rustls::ClientConfig>,
-    /// One configuration per key type asked for, offering only its schemes.
-    by_type: Arc<[(KeyType, Arc<rustls::ClientConfig>)]>,
+    /// One configuration per set of key types a further handshake may ask
+    /// for (every non-empty subset of [`SmtpConfig::key_types`]), offering
+    /// only their schemes.
+    by_set: Arc<[(Vec<KeyType>, Arc<rustls::ClientConfig>)]>,
 }
 
 impl std::fmt::Debug for SmtpProber {
@@ -255,15 +257,16 @@ impl SmtpProber {
                 "max_reply_bytes must be at least max_line",
             ));
         }
-        let by_type = cfg
-            .key_types
-            .families()
-            .iter()
-            .map(|k| Ok((*k, Arc::new(tls::client_config(Some(*k))?))))
+        let by_set = subsets(cfg.key_types.families())
+            .into_iter()
+            .map(|set| {
+                let c = tls::client_config(Some(&set))?;
+                Ok((set, Arc::new(c)))
+            })
             .collect::<Result<Vec<_>, rustls::Error>>()?;
         Ok(SmtpProber {
             tls: Arc::new(tls::client_config(None)?),
-            by_type: by_type.into(),
+            by_set: by_set.into(),
             cfg: Arc::new(cfg),
         })
     }
@@ -458,57 +461,58 @@ impl SmtpProber {
         (out, chain)
     }
 
-    /// The further handshakes `next` calls for, one connection each, in the
-    /// order of [`SmtpConfig::key_types`]. Stops at the first that fails
-    /// before TLS (a server that refuses more connections says nothing about
-    /// its certificates).
+    /// The further handshakes `next` calls for, one connection each. Each
+    /// asks for every key type not presented yet; the server presents one
+    /// of them (which is then struck off), or none, and then it has none of
+    /// them: a server with one certificate costs one more connection, one
+    /// with two certificates two. Stops too at a failure before TLS (a
+    /// server that refuses more connections says nothing about its
+    /// certificates).
     async fn further(&self, p: &SmtpProbe, sni: &str, next: Further) -> Vec<KeyTypeProbe> {
-        let families: Vec<Option<KeyType>> = match next {
+        let configured = self.cfg.key_types.families();
+        let mut left: Vec<KeyType> = match next {
             Further::Nothing => return Vec::new(),
             Further::KeyTypes => {
                 let seen = p.chain.first().and_then(|leaf| key_type_of_cert(&leaf.0));
-                self.by_type
+                configured
                     .iter()
-                    .map(|(k, _)| *k)
+                    .copied()
                     .filter(|k| Some(*k) != seen)
-                    .map(Some)
                     .collect()
             }
-            Further::Legacy => match &self.cfg.key_types {
-                KeyTypes::Negotiated => vec![None],
-                KeyTypes::Only(l) => l.iter().copied().map(Some).collect(),
-            },
+            // Under --key-types negotiated: one hello offering every key type.
+            Further::Legacy => configured.to_vec(),
         };
+        let legacy = next == Further::Legacy;
         let sni = sni.trim_end_matches('.').to_ascii_lowercase();
         let mut out = Vec::new();
-        for family in families {
+        while !left.is_empty() || (legacy && out.is_empty()) {
             if !self.cfg.connection_gap.is_zero() {
                 tokio::time::sleep(self.cfg.connection_gap).await;
             }
-            let r = match (next, family) {
-                (Further::KeyTypes, Some(k)) => self.key_type_probe(p.address, &sni, k).await,
-                _ => self.legacy_probe(p.address, &sni, family).await,
+            let r = if legacy {
+                self.legacy_probe(p.address, &sni, &left).await
+            } else {
+                self.key_type_probe(p.address, &sni, &left).await
             };
-            let stop = r
-                .failure
-                .as_ref()
-                .is_some_and(|f| f.phase != SmtpPhase::Handshake);
+            let got = r.presented().and(r.key_type);
             out.push(r);
-            if stop {
-                break;
+            match got {
+                Some(k) if left.contains(&k) => left.retain(|x| *x != k),
+                _ => break,
             }
         }
         out
     }
 
-    /// A new connection whose handshake offers only `key_type`'s signature
-    /// algorithms.
-    async fn key_type_probe(&self, address: IpAddr, sni: &str, key_type: KeyType) -> KeyTypeProbe {
-        let mut r = KeyTypeProbe::new(Some(key_type));
+    /// A new connection whose handshake offers only the signature algorithms
+    /// of `asked`.
+    async fn key_type_probe(&self, address: IpAddr, sni: &str, asked: &[KeyType]) -> KeyTypeProbe {
+        let r = KeyTypeProbe::new(asked.to_vec());
         let Some(cfg) = self
-            .by_type
+            .by_set
             .iter()
-            .find(|(k, _)| *k == key_type)
+            .find(|(set, _)| set == asked)
             .map(|(_, c)| c.clone())
         else {
             return r;
@@ -527,9 +531,20 @@ impl SmtpProber {
         let (out, chain) = self.handshake(cfg, server_name, tcp).await;
         match out {
             Ok(s) => {
-                r.tls = Some(tls::tls_info(s.get_ref().1, sni));
-                r.chain = chain;
-                r.offered = !r.chain.is_empty();
+                let mut r = KeyTypeProbe {
+                    tls: Some(tls::tls_info(s.get_ref().1, sni)),
+                    key_type: chain.first().and_then(|l| key_type_of_cert(&l.0)),
+                    offered: !chain.is_empty(),
+                    chain,
+                    ..r
+                };
+                if r.chain.is_empty() {
+                    r.failure = Some(fail(
+                        SmtpPhase::Handshake,
+                        SmtpFailureKind::Tls,
+                        "the handshake completed without a certificate",
+                    ));
+                }
                 self.quit(&mut Framed::new(s)).await;
                 r
             }
@@ -539,13 +554,8 @@ impl SmtpProber {
 
     /// A new connection with a legacy ClientHello ([`legacy`]): reads the
     /// server's ServerHello and Certificate, then closes without finishing.
-    async fn legacy_probe(
-        &self,
-        address: IpAddr,
-        sni: &str,
-        key_type: Option<KeyType>,
-    ) -> KeyTypeProbe {
-        let r = KeyTypeProbe::new(key_type);
+    async fn legacy_probe(&self, address: IpAddr, sni: &str, asked: &[KeyType]) -> KeyTypeProbe {
+        let r = KeyTypeProbe::new(asked.to_vec());
         let mut scratch = SmtpProbe::unprobed(address, self.cfg.port);
         let mut tcp = match self.until_starttls(&mut scratch).await {
             Ok((tcp, _)) => tcp,
@@ -564,7 +574,7 @@ impl SmtpProber {
             ));
         }
         let limit = self.cfg.timeouts.handshake;
-        let got = timeout(limit, legacy::hello(&mut tcp, sni, key_type, &random)).await;
+        let got = timeout(limit, legacy::hello(&mut tcp, sni, asked, &random)).await;
         // Never a completed handshake: close right after the certificates.
         let _ = timeout(
             self.cfg.timeouts.quit,
@@ -581,7 +591,7 @@ impl SmtpProber {
                 ),
             )),
             Ok(Err(why)) => r.failed(fail(SmtpPhase::Handshake, SmtpFailureKind::Tls, why)),
-            Ok(Ok(flight)) => legacy_result(r, key_type, flight),
+            Ok(Ok(flight)) => legacy_result(r, flight),
         }
     }
 
@@ -687,42 +697,40 @@ fn server_name(sni: &str) -> Step<ServerName<'static>> {
 }
 
 /// A legacy hello's answer as evidence: offered when the server sent a
-/// certificate of the key type asked for (any, for `None`).
-fn legacy_result(
-    mut r: KeyTypeProbe,
-    key_type: Option<KeyType>,
-    flight: legacy::ServerFlight,
-) -> KeyTypeProbe {
+/// certificate of a key type asked for (any, when none was named).
+fn legacy_result(mut r: KeyTypeProbe, flight: legacy::ServerFlight) -> KeyTypeProbe {
     r.legacy = Some(LegacyHello {
         version: legacy::version_name(flight.version),
         cipher: legacy::cipher_name(flight.cipher),
     });
-    let leaf_type = flight.chain.first().and_then(|l| key_type_of_cert(l));
-    r.chain = flight.chain.into_iter().map(Der).collect();
-    match (r.chain.is_empty(), key_type) {
-        (true, _) => {
-            r.failure = Some(fail(
-                SmtpPhase::Handshake,
-                SmtpFailureKind::Tls,
-                "the server sent no certificate (an anonymous suite)",
-            ));
+    r.key_type = flight.chain.first().and_then(|l| key_type_of_cert(l));
+    let fits = r.asked.is_empty() || r.key_type.is_some_and(|k| r.asked.contains(&k));
+    let failure = match (flight.chain.is_empty(), fits) {
+        (true, _) => Some("the server sent no certificate (an anonymous suite)".to_string()),
+        (false, false) => Some(tls::other_key_type(&r.asked, r.key_type)),
+        (false, true) => None,
+    };
+    match failure {
+        Some(why) => r.failed(fail(SmtpPhase::Handshake, SmtpFailureKind::Tls, why)),
+        None => {
+            r.chain = flight.chain.into_iter().map(Der).collect();
+            r.offered = true;
+            r
         }
-        (false, Some(want)) if leaf_type != Some(want) => {
-            r.failure = Some(fail(
-                SmtpPhase::Handshake,
-                SmtpFailureKind::Tls,
-                format!(
-                    "asked for a {want} certificate, the server presented {}",
-                    leaf_type.map_or("another key type".to_string(), |k| format!(
-                        "its {k} certificate"
-                    ))
-                ),
-            ));
-            r.chain.clear();
-        }
-        _ => r.offered = true,
     }
-    r
+}
+
+/// Every non-empty subset of `all`, each in the order of `all`.
+fn subsets(all: &[KeyType]) -> Vec<Vec<KeyType>> {
+    let n = all.len().min(8);
+    (1..(1u32 << n))
+        .map(|mask| {
+            (0..n)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| all[i])
+                .collect()
+        })
+        .collect()
 }
 
 fn secs(d: Duration) -> String {
@@ -900,22 +908,24 @@ mod tests {
             chain,
         };
         let r = legacy_result(
-            KeyTypeProbe::new(Some(KeyType::Ecdsa)),
-            Some(KeyType::Ecdsa),
+            KeyTypeProbe::new(vec![KeyType::Ecdsa, KeyType::Ed25519]),
             flight(vec![rsa.clone()]),
         );
         assert!(
             !r.offered && r.chain.is_empty() && r.failure.is_some(),
             "{r:?}"
         );
-        let r = legacy_result(KeyTypeProbe::new(None), None, flight(vec![rsa.clone()]));
+        assert_eq!(r.key_type, Some(KeyType::Rsa), "what the server presented");
+        let r = legacy_result(KeyTypeProbe::new(vec![]), flight(vec![rsa.clone()]));
         assert!(r.offered && r.presented().is_some(), "{r:?}");
         assert_eq!(r.legacy.as_ref().unwrap().version, "TLSv1.0");
-        let r = legacy_result(KeyTypeProbe::new(None), None, flight(vec![]));
+        let r = legacy_result(KeyTypeProbe::new(vec![]), flight(vec![]));
         assert!(
             !r.offered && r.failure.is_some(),
             "an anonymous suite: {r:?}"
         );
+        assert_eq!(subsets(&KeyType::ALL).len(), 7);
+        assert_eq!(subsets(&[KeyType::Rsa]), vec![vec![KeyType::Rsa]]);
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! matching is the evaluation core's job, but still checks the handshake
 //! signature, so that the chain is proven to belong to the peer.
 //!
-//! A configuration restricted to one key type offers only that family's
-//! signature algorithms, which is how a server with several certificates
-//! (Postfix's `smtpd_tls_cert_file` and `smtpd_tls_eccert_file`) picks the one
-//! it presents; its verifier refuses a leaf of another type at once, so a
-//! server that does not have that type costs no more than its first flight.
+//! A configuration restricted to some key types offers only their signature
+//! algorithms, which is how a server with several certificates (Postfix's
+//! `smtpd_tls_cert_file` and `smtpd_tls_eccert_file`) picks the one it
+//! presents; its verifier refuses a leaf of another type at once, so a server
+//! that has none of them costs no more than its first flight.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -40,8 +40,9 @@ pub(crate) async fn capturing<F: Future>(fut: F) -> (F::Output, Vec<CertificateD
 }
 
 /// The client configuration shared by every probe: every signature algorithm
-/// for `None` (the default offer), else only those of one key type.
-pub(crate) fn client_config(family: Option<KeyType>) -> Result<ClientConfig, rustls::Error> {
+/// for `None` (the default offer), else only those of the key types listed.
+pub(crate) fn client_config(families: Option<&[KeyType]>) -> Result<ClientConfig, rustls::Error> {
+    let families = families.map(<[KeyType]>::to_vec);
     let mut provider = ring::default_provider();
     // X25519 first: the group nearly every MTA accepts in the first flight, so no
     // HelloRetryRequest, and no large post-quantum hybrid share if a provider adds one.
@@ -52,7 +53,7 @@ pub(crate) fn client_config(family: Option<KeyType>) -> Result<ClientConfig, rus
     let mut cfg = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(CaptureVerifier { algs, family }))
+        .with_custom_certificate_verifier(Arc::new(CaptureVerifier { algs, families }))
         .with_no_client_auth();
     // Every probe must see the full handshake: a resumed session sends no certificate.
     cfg.resumption = Resumption::disabled();
@@ -96,8 +97,24 @@ pub(crate) fn tls_info(conn: &rustls::ClientConnection, sni: &str) -> TlsInfo {
 #[derive(Debug)]
 struct CaptureVerifier {
     algs: WebPkiSupportedAlgorithms,
-    /// Offer only this key type's signature schemes, and accept only its leaf.
-    family: Option<KeyType>,
+    /// Offer only these key types' signature schemes, and accept only their leaves.
+    families: Option<Vec<KeyType>>,
+}
+
+/// Why a leaf does not answer the key types asked for, in words.
+pub(crate) fn other_key_type(want: &[KeyType], got: Option<KeyType>) -> String {
+    let asked: Vec<&str> = want.iter().map(|k| k.as_str()).collect();
+    format!(
+        "asked for {} certificate, the server presented {}",
+        match asked.len() {
+            1 => format!("a {}", asked[0]),
+            _ => format!("an {}", asked.join(" or ")),
+        },
+        got.map_or(
+            "a certificate of another key type".to_string(),
+            |k| format!("its {k} certificate")
+        )
+    )
 }
 
 /// The key type whose certificates a signature scheme verifies.
@@ -127,16 +144,10 @@ impl ServerCertVerifier for CaptureVerifier {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Some(want) = self.family {
+        if let Some(want) = &self.families {
             let got = key_type_of_cert(end_entity.as_ref());
-            if got != Some(want) {
-                return Err(rustls::Error::General(format!(
-                    "asked for a {want} certificate, the server presented {}",
-                    got.map_or(
-                        "a certificate of another key type".to_string(),
-                        |k| format!("its {k} certificate")
-                    )
-                )));
+            if !got.is_some_and(|k| want.contains(&k)) {
+                return Err(rustls::Error::General(other_key_type(want, got)));
             }
         }
         // Outside a `capturing` scope there is nowhere to record: still accept.
@@ -183,11 +194,11 @@ impl ServerCertVerifier for CaptureVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         let all = self.algs.supported_schemes();
-        match self.family {
+        match &self.families {
             None => all,
-            Some(k) => all
+            Some(want) => all
                 .into_iter()
-                .filter(|s| scheme_family(*s) == Some(k))
+                .filter(|s| scheme_family(*s).is_some_and(|k| want.contains(&k)))
                 .collect(),
         }
     }
@@ -242,10 +253,10 @@ fn verify_tls12_raw(
 mod tests {
     use super::*;
 
-    fn verifier(family: Option<KeyType>) -> CaptureVerifier {
+    fn verifier(families: Option<&[KeyType]>) -> CaptureVerifier {
         CaptureVerifier {
             algs: ring::default_provider().signature_verification_algorithms,
-            family,
+            families: families.map(<[KeyType]>::to_vec),
         }
     }
 
@@ -253,12 +264,16 @@ mod tests {
     fn a_family_offers_only_its_own_schemes() {
         let every = verifier(None).supported_verify_schemes();
         for k in KeyType::ALL {
-            assert!(client_config(Some(k)).is_ok(), "{k}");
-            let offered = verifier(Some(k)).supported_verify_schemes();
+            assert!(client_config(Some(&[k])).is_ok(), "{k}");
+            let offered = verifier(Some(&[k])).supported_verify_schemes();
             assert!(!offered.is_empty(), "{k}");
             assert!(offered.iter().all(|s| scheme_family(*s) == Some(k)), "{k}");
             assert!(offered.iter().all(|s| every.contains(s)), "{k}");
         }
+        let two = verifier(Some(&[KeyType::Rsa, KeyType::Ed25519])).supported_verify_schemes();
+        assert!(two.contains(&SignatureScheme::ED25519));
+        assert!(two.contains(&SignatureScheme::RSA_PSS_SHA256));
+        assert!(!two.contains(&SignatureScheme::ECDSA_NISTP256_SHA256));
         assert!(
             every
                 .iter()
@@ -273,12 +288,16 @@ mod tests {
         let name = ServerName::try_from("mx.example").unwrap();
         let v = verifier;
         let now = UnixTime::now();
-        let ecdsa = v(Some(KeyType::Ecdsa));
+        let ecdsa = v(Some(&[KeyType::Ecdsa, KeyType::Ed25519]));
         assert!(ecdsa.verify_server_cert(&ec, &[], &name, &[], now).is_ok());
         let e = ecdsa
             .verify_server_cert(&rsa, &[], &name, &[], now)
             .unwrap_err();
-        assert!(e.to_string().contains("its RSA certificate"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("asked for an ECDSA or Ed25519 certificate, the server presented its RSA certificate"),
+            "{e}"
+        );
         assert!(
             v(None)
                 .verify_server_cert(&rsa, &[], &name, &[], now)
