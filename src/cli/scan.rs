@@ -105,6 +105,7 @@ struct RecordSettings<'a> {
     smtp: bool,
     all_hosts: bool,
     smtp_port: u16,
+    key_types: String,
     at: Option<&'a str>,
     days: Option<u32>,
     sig_warn_days: u32,
@@ -259,7 +260,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
             DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),
             e => CliError::usage(e.to_string()),
         })?;
-    let smtp = args.net.smtp()?;
+    let smtp = args.net.smtp_paced(args.per_ip_rate)?;
     let info = dns.collector_info();
 
     let anchor_hash = match &args.net.trust_anchor {
@@ -281,6 +282,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         smtp: !args.net.no_smtp,
         all_hosts: args.net.all_hosts,
         smtp_port: args.net.smtp_port,
+        key_types: args.net.key_types()?.as_string(),
         at: args.eval.at.as_deref(),
         days: args.eval.days,
         sig_warn_days: args.eval.sig_warn_days,
