@@ -5,6 +5,7 @@ pub mod deploy;
 pub mod evaluate;
 pub mod exit;
 pub mod explain;
+pub mod meta;
 pub mod net_args;
 pub mod new_cert;
 pub mod preflight;
@@ -30,13 +31,21 @@ Exit codes:
 #[derive(Parser, Debug)]
 #[command(
     name = "dane-audit",
-    version,
     about = "Audit DANE for SMTP (RFC 6698, 7671, 7672): DNSSEC, TLSA and STARTTLS, with fixes",
-    after_help = EXIT_CODES
+    after_help = EXIT_CODES,
+    disable_version_flag = true,
+    arg_required_else_help = true
 )]
 pub struct Cli {
+    /// Print the version and the git revision it was built from.
+    #[arg(short = 'V', long)]
+    pub version: bool,
+    /// With --version: also the DNS and TLS library versions and the
+    /// built-in trust anchor's key tags.
+    #[arg(long, requires = "version")]
+    pub verbose: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,12 +75,24 @@ pub enum Command {
     /// Add a new certificate's TLSA records, or remove the records that match
     /// nothing served (RFC 2136 UPDATE, TSIG-signed): a rollover's first or last step.
     Publish(Box<publish::PublishArgs>),
+    /// Print a shell completion script (source it, or install it where your
+    /// shell looks for completions).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (dane-audit.1, dane-audit-SUBCOMMAND.1) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: std::path::PathBuf },
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
     let stdout = &mut std::io::stdout();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return meta::print_version(cli.verbose, stdout);
+    };
+    match command {
         Command::Check(a) => runtime()?.block_on(check::run(&a)),
         Command::Evaluate(a) => evaluate::run(&a),
         Command::Explain { code, list } => explain::run(code.as_deref(), list, stdout),
@@ -80,6 +101,8 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Preflight(a) => runtime()?.block_on(preflight::run(&a)),
         Command::Rollover(a) => runtime()?.block_on(rollover::run(&a)),
         Command::Publish(a) => runtime()?.block_on(publish::run(&a)),
+        Command::Completions { shell } => meta::completions(shell, stdout),
+        Command::Manpages { dir } => meta::manpages(&dir),
     }
 }
 
