@@ -14,15 +14,15 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn locked_version(lock: &str, name: &str) -> String {
+    let wanted = format!("name = \"{name}\"");
     let mut lines = lock.lines();
     while let Some(l) = lines.next() {
-        if l.trim() == format!("name = \"{name}\"") {
-            if let Some(v) = lines
+        if l.trim() == wanted
+            && let Some(v) = lines
                 .next()
                 .and_then(|v| v.trim().strip_prefix("version = "))
-            {
-                return v.trim_matches('"').to_string();
-            }
+        {
+            return v.trim_matches('"').to_string();
         }
     }
     "unknown".to_string()
