@@ -1,14 +1,18 @@
 //! Command-line interface: parsed arguments, resolved and dispatched.
 
 pub mod check;
+pub mod diff;
 pub mod evaluate;
 pub mod exit;
 pub mod explain;
+pub mod history;
 pub mod net_args;
+pub mod polite_args;
 pub mod preflight;
 pub mod report_args;
 pub mod scan;
 pub mod tlsa;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -21,7 +25,10 @@ Exit codes:
   2  usage, input or output error
   3  some targets could not be tested (incomplete)
   4  preflight: not yet safe, wait
-  130 interrupted";
+  5  watch, history: the database is locked by another process
+  6  watch, history: the database cannot be used (read-only, disk full, damaged)
+  130 interrupted
+check --format nagios exits as a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +63,13 @@ pub enum Command {
     /// Is it safe to deploy this new certificate now? (TLSA published on every
     /// server, TTL passed, current certificate still matching.)
     Preflight(Box<preflight::PreflightArgs>),
+    /// Keep auditing domains: history in SQLite, change and expiry alerts
+    /// (webhook, hook), Prometheus /metrics.
+    Watch(Box<watch::WatchArgs>),
+    /// Verdict and finding changes of a watched domain, from the database.
+    History(history::HistoryArgs),
+    /// Compare two scan outputs: verdict transitions, findings gained and lost.
+    Diff(diff::DiffArgs),
 }
 
 /// Runs the parsed command.
@@ -68,6 +82,9 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Tlsa(a) => tlsa::run(&a, stdout),
         Command::Scan(a) => runtime()?.block_on(scan::run(&a)),
         Command::Preflight(a) => runtime()?.block_on(preflight::run(&a)),
+        Command::Watch(a) => runtime()?.block_on(watch::run(&a)),
+        Command::History(a) => history::run(&a, stdout),
+        Command::Diff(a) => diff::run(&a),
     }
 }
 

@@ -11,16 +11,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::collect::polite::Politeness;
-use crate::collect::{Collector, ProbeReuse, SharingStats};
-use crate::dns::{DnsCollector, DnsConfig, DnsSetupError};
+use crate::collect::SharingStats;
 use crate::report::{self, Format, OUTPUT_SCHEMA_VERSION, RunInfo, TOOL};
 use crate::scan::resume::{self, DoneLines, Sidecar};
 use crate::scan::{Counts, EvalSpec, Job, Shard, Tally};
-use crate::skip::SkipList;
 
 use super::exit::{CliError, Exit};
 use super::net_args::NetArgs;
+use super::polite_args::{Limits, read_skip_list, shared_collector, shared_dns};
 use super::report_args::{EvalArgs, ReportArgs, now};
 
 #[derive(clap::Args, Debug)]
@@ -86,10 +84,8 @@ pub struct ScanArgs {
     pub grace: u64,
 }
 
-/// Default of `--dns-cache`: enough for the zones and hosts shared by many
-/// domains; per-domain answers are rarely asked twice, so a bigger cache
-/// would only grow memory with the input.
-pub const DNS_CACHE: usize = 5_000;
+/// Default of `--dns-cache` (shared with `watch`).
+pub use super::polite_args::DNS_CACHE;
 
 /// The settings that decide what a record says (the resume guard).
 #[derive(Serialize)]
@@ -118,6 +114,7 @@ fn format_name(f: Format) -> &'static str {
         Format::Csv => "csv",
         Format::Json => "json",
         Format::Text => "text",
+        Format::Nagios => "nagios",
     }
 }
 
@@ -199,7 +196,7 @@ struct ScanSummary<'a> {
 
 pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     let format = args.report.format.unwrap_or(Format::Ndjson);
-    if format == Format::Text {
+    if matches!(format, Format::Text | Format::Nagios) {
         return Err(CliError::usage(
             "scan writes --format ndjson (default), csv or json",
         ));
@@ -212,33 +209,27 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     if args.concurrency == 0 {
         return Err(CliError::usage("--concurrency must be at least 1"));
     }
-    for (name, v) in [
-        ("--rate", args.rate),
-        ("--per-ip-rate", args.per_ip_rate),
-        ("--connection-rate", args.connection_rate),
-    ] {
-        if !v.is_finite() || v < 0.0 {
-            return Err(CliError::usage(format!(
-                "{name} must be a number of at least 0 (0: no limit)"
-            )));
-        }
+    if !args.rate.is_finite() || args.rate < 0.0 {
+        return Err(CliError::usage(
+            "--rate must be a number of at least 0 (0: no limit)",
+        ));
     }
+    let limits = Limits {
+        per_ip_connections: args.per_ip_connections,
+        per_ip_rate: args.per_ip_rate,
+        connection_rate: args.connection_rate,
+        host_cache: args.host_cache,
+        probe_cache: args.probe_cache,
+        dns_cache: args.dns_cache,
+    };
+    limits.check()?;
     let shard = args
         .shard
         .as_deref()
         .map(|s| Shard::parse(s, |k| std::env::var(k).ok()))
         .transpose()
         .map_err(CliError::usage)?;
-    let (skip, skip_hash) = match &args.skip {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| CliError::usage(format!("cannot read {}: {e}", p.display())))?;
-            let list = SkipList::parse(&text)
-                .map_err(|e| CliError::usage(format!("{}: {e}", p.display())))?;
-            (list, Some(hex::encode(Sha256::digest(text.as_bytes()))))
-        }
-        None => (SkipList::default(), None),
-    };
+    let (skip, skip_hash) = read_skip_list(args.skip.as_deref())?;
     // Validates --at/--days (the time itself is taken per domain).
     let opts = args.eval.options()?;
     let eval = EvalSpec {
@@ -248,17 +239,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         accept_nexthop_name: args.eval.accept_nexthop_name,
     };
     let input = open_input(&args.input)?;
-    let cache = args.dns_cache.max(16);
-    let dns_cfg = DnsConfig {
-        skip: Arc::new(skip.clone()),
-        ..args.net.dns_config()?
-    };
-    let dns = DnsCollector::with_cache_sizes(dns_cfg, cache, cache)
-        .await
-        .map_err(|e| match e {
-            DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),
-            e => CliError::usage(e.to_string()),
-        })?;
+    let dns = shared_dns(&args.net, &skip, args.dns_cache).await?;
     let smtp = args.net.smtp()?;
     let info = dns.collector_info();
 
@@ -398,17 +379,13 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         sink.begin(&run_info)?;
     }
 
-    let collector = Arc::new(
-        Collector::new(dns, smtp, args.net.probe_policy())
-            .with_politeness(Politeness::new(
-                args.per_ip_connections.max(1),
-                args.per_ip_rate,
-                args.connection_rate,
-            ))
-            .with_skip(skip)
-            .sharing_hosts(args.host_cache.max(1))
-            .sharing_probes(args.probe_cache.max(1), ProbeReuse::Bulk),
-    );
+    let collector = Arc::new(shared_collector(
+        dns,
+        smtp,
+        args.net.probe_policy(),
+        &limits,
+        skip,
+    ));
     let job = Job {
         input: input.reader,
         input_size: input.size,
