@@ -21,7 +21,7 @@ pub enum HistoryFormat {
 #[derive(clap::Args, Debug)]
 pub struct HistoryArgs {
     /// The watched domain (omit with --list).
-    #[arg(value_name = "DOMAIN", required_unless_present = "list")]
+    #[arg(value_name = "DOMAIN", required_unless_present_any = ["list", "evidence", "report"])]
     pub domain: Option<String>,
     /// The watch's database.
     #[arg(long, value_name = "FILE")]

@@ -1,5 +1,6 @@
 //! `dane-audit watch`: the monitoring service (or one round with `--once`).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -102,6 +103,7 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DANE_AUDIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,dane_audit=info"));
     let b = tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // A second initialisation (tests in one process) keeps the first.

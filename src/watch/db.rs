@@ -731,3 +731,180 @@ fn lock_instance(db: &Path) -> Result<File, DbError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::verdict::DomainVerdict;
+
+    fn snap(domain: &str, at: i64, verdict: DomainVerdict) -> Snapshot {
+        Snapshot {
+            domain: domain.into(),
+            at: Timestamp(at),
+            verdict,
+            reason: None,
+            worst_severity: None,
+            mx_failed: false,
+            dns_complete: true,
+            ns_checked: true,
+            findings: vec![],
+            hosts: vec![],
+            rrsig_expires: None,
+        }
+    }
+
+    fn audit(domain: &str, at: i64, verdict: DomainVerdict) -> NewAudit {
+        NewAudit::new(
+            snap(domain, at, verdict),
+            Timestamp(at),
+            Duration::from_millis(120),
+            &format!("{{\"domain\":\"{domain}\"}}"),
+            &format!("{{\"schema_version\":1,\"domain\":\"{domain}\",\"at\":{at}}}"),
+        )
+    }
+
+    #[test]
+    fn records_audits_events_and_state_in_one_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let opts = EventOptions::default();
+        {
+            let mut s = Store::open(&path).unwrap();
+            let r1 = s
+                .record(&audit("a.example", 1000, DomainVerdict::Pass), &opts)
+                .unwrap();
+            assert_eq!(r1.events.len(), 1, "domain-added");
+            let r2 = s
+                .record(&audit("a.example", 2000, DomainVerdict::Fail), &opts)
+                .unwrap();
+            assert_eq!(r2.events[0].kind.code(), "verdict-changed");
+            let r3 = s
+                .record(&audit("a.example", 3000, DomainVerdict::Fail), &opts)
+                .unwrap();
+            assert!(r3.events.is_empty());
+            assert_eq!(
+                s.document(r2.audit_id, true).unwrap().unwrap(),
+                "{\"schema_version\":1,\"domain\":\"a.example\",\"at\":2000}"
+            );
+        }
+        let r = Store::open_read(&path).unwrap();
+        let mode: String = r
+            .conn
+            .pragma_query_value(None, "journal_mode", |x| x.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(r.user_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(r.audits("a.example", Timestamp(0)).unwrap().len(), 3);
+        assert_eq!(r.events("a.example", Timestamp(1500)).unwrap().len(), 1);
+        let loaded = r.load().unwrap();
+        assert_eq!(loaded[0].0, "a.example");
+        assert_eq!(
+            loaded[0].1.state.as_ref().unwrap().verdict,
+            Some(DomainVerdict::Fail)
+        );
+        assert_eq!(loaded[0].1.last_success, Some(Timestamp(3000)));
+        assert!(r.integrity().unwrap().is_empty());
+    }
+
+    #[test]
+    fn keep_prunes_all_but_the_latest_and_verdict_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("w.db")).unwrap();
+        let opts = EventOptions::default();
+        for (t, v) in [
+            (100, DomainVerdict::Pass),
+            (200, DomainVerdict::Pass),
+            (300, DomainVerdict::Fail),
+            (400, DomainVerdict::Fail),
+            (500, DomainVerdict::Fail),
+        ] {
+            s.record(&audit("a.example", t, v), &opts).unwrap();
+        }
+        let p = s.prune(Timestamp(1000)).unwrap();
+        assert_eq!(
+            p.audits, 2,
+            "200 and 400 go; 100 (first), 300 (change) and 500 (latest) stay"
+        );
+        let kept: Vec<i64> = s
+            .audits("a.example", Timestamp(0))
+            .unwrap()
+            .iter()
+            .map(|a| a.evaluated_at.0)
+            .collect();
+        assert_eq!(kept, [100, 300, 500]);
+        assert_eq!(
+            s.events("a.example", Timestamp(0)).unwrap().len(),
+            2,
+            "domain-added and verdict-changed are kept"
+        );
+    }
+
+    #[test]
+    fn one_writer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let _first = Store::open(&path).unwrap();
+        let e = Store::open(&path).err().unwrap();
+        assert!(e.is_locked(), "{e}");
+        assert!(e.to_string().contains("locked by another process"), "{e}");
+        // Readers are not kept out.
+        assert!(Store::open_read(&path).is_ok());
+    }
+
+    #[test]
+    fn a_write_lock_held_elsewhere_is_reported_after_the_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let mut s = Store::open(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+        let started = std::time::Instant::now();
+        let e = s
+            .record(
+                &audit("a.example", 1, DomainVerdict::Pass),
+                &EventOptions::default(),
+            )
+            .unwrap_err();
+        assert!(e.is_locked(), "{e}");
+        assert!(started.elapsed() >= BUSY_TIMEOUT - Duration::from_millis(100));
+        other.execute_batch("ROLLBACK;").unwrap();
+        s.record(
+            &audit("a.example", 2, DomainVerdict::Pass),
+            &EventOptions::default(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn newer_schemas_and_foreign_databases_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        drop(Store::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", (SCHEMA_VERSION + 1) as i64)
+            .unwrap();
+        assert!(matches!(Store::open(&path), Err(DbError::TooNew { .. })));
+        assert!(matches!(
+            Store::open_read(&path),
+            Err(DbError::TooNew { .. })
+        ));
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x);")
+            .unwrap();
+        assert!(matches!(Store::open(&other), Err(DbError::Corrupt { .. })));
+        std::fs::write(
+            dir.path().join("text.db"),
+            "not sqlite at all, just text ".repeat(100),
+        )
+        .unwrap();
+        let e = Store::open(&dir.path().join("text.db")).err().unwrap();
+        assert!(matches!(e, DbError::Corrupt { .. }), "{e}");
+        assert!(matches!(
+            Store::open_read(&dir.path().join("none.db")),
+            Err(DbError::Missing { .. })
+        ));
+    }
+}

@@ -184,8 +184,9 @@ const HOST_VERDICTS: [HostVerdict; 4] = [
     HostVerdict::NotTested,
 ];
 
-fn days(from: Timestamp, to: Timestamp) -> f64 {
-    ((to.0 - from.0) as f64 / 86_400.0 * 100.0).round() / 100.0
+/// Seconds from `from` to `to` (Prometheus's base unit: alert rules divide by 86400).
+fn seconds(from: Timestamp, to: Timestamp) -> f64 {
+    (to.0 - from.0) as f64
 }
 
 impl Collector for Exposition {
@@ -198,8 +199,8 @@ impl Collector for Exposition {
         let mut worst = Vec::new();
         let mut findings = Vec::new();
         let mut host_verdict = Vec::new();
-        let mut cert_days = Vec::new();
-        let mut rrsig_days = Vec::new();
+        let mut cert_expiry = Vec::new();
+        let mut rrsig_expiry = Vec::new();
         let mut age = Vec::new();
         let mut success = Vec::new();
         let mut duration = Vec::new();
@@ -240,11 +241,11 @@ impl Collector for Exposition {
                     host_verdict.push((l, f64::from(u8::from(h.verdict == v))));
                 }
                 if let Some(t) = h.leaf_not_after() {
-                    cert_days.push((hl(), days(now, t)));
+                    cert_expiry.push((hl(), seconds(now, t)));
                 }
             }
             if let Some(t) = s.rrsig_expires {
-                rrsig_days.push((dom(name), days(now, t)));
+                rrsig_expiry.push((dom(name), seconds(now, t)));
             }
         }
         gauge_family(
@@ -279,15 +280,15 @@ impl Collector for Exposition {
         )?;
         gauge_family(
             &mut enc,
-            "dane_audit_host_cert_expiry_days",
-            "Days until the first leaf certificate served by the MX host expires (negative: expired).",
-            &cert_days,
+            "dane_audit_host_cert_expiry_seconds",
+            "Seconds until the first leaf certificate served by the MX host expires (negative: expired).",
+            &cert_expiry,
         )?;
         gauge_family(
             &mut enc,
-            "dane_audit_domain_rrsig_expiry_days",
-            "Days until the first RRset on the DANE path has no valid signature left.",
-            &rrsig_days,
+            "dane_audit_domain_rrsig_expiry_seconds",
+            "Seconds until the first RRset on the DANE path has no valid signature left.",
+            &rrsig_expiry,
         )?;
         gauge_family(
             &mut enc,
@@ -480,8 +481,10 @@ mod tests {
         assert!(
             text.contains(r#"dane_audit_domain_verdict{domain="a.example",verdict="pass"} 0.0"#)
         );
-        assert!(text.contains(r#"dane_audit_host_cert_expiry_days{domain="a.example",host="mx\"1\\.a.example"} 10.0"#), "{text}");
-        assert!(text.contains(r#"dane_audit_domain_rrsig_expiry_days{domain="a.example"} 0.5"#));
+        assert!(text.contains(r#"dane_audit_host_cert_expiry_seconds{domain="a.example",host="mx\"1\\.a.example"} 864000.0"#), "{text}");
+        assert!(
+            text.contains(r#"dane_audit_domain_rrsig_expiry_seconds{domain="a.example"} 43200.0"#)
+        );
         assert!(text.contains(r#"dane_audit_domain_findings{domain="a.example",code="tlsa-no-match",severity="critical"} 1.0"#));
         assert!(
             text.contains(r#"dane_audit_domain_audit_duration_seconds{domain="a.example"} 1.5"#)

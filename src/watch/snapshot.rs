@@ -236,8 +236,10 @@ pub fn successor_covered(h: &HostAudit) -> bool {
     ta || staged
 }
 
+/// The usage of a record as reports show it (`2 1 1 a1d5…`, possibly shortened).
 fn usage_of(record: &str) -> Option<Usage> {
-    record.parse::<TlsaRdata>().ok().map(|r| r.usage())
+    let u: u8 = record.split_whitespace().next()?.parse().ok()?;
+    Some(Usage::from(u))
 }
 
 fn dns_complete(ev: &Evidence) -> bool {
