@@ -57,7 +57,10 @@ fn generate(dir: &Path) {
 }
 
 /// Runs the binary and returns (exit code, peak RSS in KiB).
-#[allow(clippy::zombie_processes, reason = "reaped by wait4, which also gives its rusage")]
+#[allow(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also gives its rusage"
+)]
 fn run_measured(args: &[&str]) -> (i32, i64) {
     let child = Command::new(env!("CARGO_BIN_EXE_dane-audit"))
         .args(args)

@@ -32,14 +32,16 @@ fn rules_name_only_metrics_the_watch_serves() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/prometheus/alerts.yml"),
     )
     .unwrap();
-    let served = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/watch/metrics.rs"),
-    )
-    .unwrap();
+    let served =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/watch/metrics.rs"))
+            .unwrap();
     for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if let Some(name) = word.strip_prefix("dane_audit_") {
             let base = name.strip_suffix("_total").unwrap_or(name);
-            assert!(served.contains(&format!("\"dane_audit_{base}\"")), "{word} is not served");
+            assert!(
+                served.contains(&format!("\"dane_audit_{base}\"")),
+                "{word} is not served"
+            );
         }
     }
 }

@@ -426,6 +426,7 @@ mod tests {
     use crate::core::evidence::Timestamp;
     use crate::core::finding::Severity;
     use crate::watch::events::{EVENT_SCHEMA_VERSION, EventKind, Transition};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn ev(n: usize) -> Arc<Event> {
         Arc::new(Event {
@@ -503,6 +504,113 @@ mod tests {
         let s = &stats[0].1;
         assert_eq!(TargetStats::get(&s.failed), 1);
         assert_eq!(TargetStats::get(&s.retries), 1);
+        assert_eq!(TargetStats::get(&s.delivered), 0);
+    }
+
+    /// A receiver that answers 503 to the first request and 204 after;
+    /// returns its URL and the bodies it accepted.
+    async fn flaky_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = Arc::clone(&got);
+        tokio::spawn(async move {
+            for n in 0.. {
+                let Ok((mut c, _)) = l.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut len = 0;
+                // Headers and the (small) body arrive together or shortly after.
+                while let Ok(Ok(k)) =
+                    tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf[len..])).await
+                {
+                    if k == 0 {
+                        break;
+                    }
+                    len += k;
+                    let text = String::from_utf8_lossy(&buf[..len]).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let want = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= want {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf[..len]).to_string();
+                let reply: &[u8] = if n == 0 {
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                } else {
+                    g.lock().unwrap().push(
+                        text.split_once("\r\n\r\n")
+                            .map(|(_, b)| b.to_string())
+                            .unwrap_or_default(),
+                    );
+                    b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"
+                };
+                let _ = c.write_all(reply).await;
+            }
+        });
+        (url, got)
+    }
+
+    fn webhook(url: &str, attempts: u32) -> AlertConfig {
+        AlertConfig {
+            webhook: Some(url.into()),
+            hook: None,
+            ..cfg("true", attempts)
+        }
+    }
+
+    #[tokio::test]
+    async fn webhook_5xx_is_retried_and_then_delivered() {
+        let (url, got) = flaky_receiver().await;
+        let alerts = Alerts::start(&webhook(&url, 3)).unwrap();
+        alerts.send(&ev(4));
+        let stats = alerts.stats();
+        assert_eq!(alerts.close(Duration::from_secs(10)).await, 0);
+        let bodies = got.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 1);
+        let e: Event = serde_json::from_str(&bodies[0]).unwrap();
+        assert_eq!(e.key, "k4");
+        let s = &stats[0].1;
+        assert_eq!(
+            (TargetStats::get(&s.delivered), TargetStats::get(&s.retries)),
+            (1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_webhook_never_holds_up_the_sender() {
+        // Nothing listens on a port just released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let alerts = Alerts::start(&webhook(&format!("http://127.0.0.1:{port}/x"), 2)).unwrap();
+        let started = std::time::Instant::now();
+        for n in 0..50 {
+            alerts.send(&ev(n));
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "send never waits"
+        );
+        let stats = alerts.stats();
+        alerts.close(Duration::from_secs(10)).await;
+        let s = &stats[0].1;
+        // A queue of 10: the oldest were pushed out, the rest given up.
+        let (failed, dropped) = (TargetStats::get(&s.failed), TargetStats::get(&s.dropped));
+        assert_eq!(failed + dropped, 50, "{failed} failed, {dropped} dropped");
+        assert!(dropped >= 39, "{dropped}");
         assert_eq!(TargetStats::get(&s.delivered), 0);
     }
 
