@@ -216,17 +216,21 @@ fn host_snap(h: &HostAudit, ev: Option<&HostEvidence>) -> HostSnap {
 }
 
 /// Whether a published record would still authenticate the host after its
-/// leaf key is replaced: a `2 x x` record that matched (or signed) a CA
-/// certificate the server sends, so a new leaf from that CA passes; or a
+/// leaf key is replaced: a `2 x x` record that matched a CA certificate
+/// the server sends (or whose key signed the chain), so a new leaf from
+/// that CA passes; or a
 /// usable `3 x x` record that matches nothing served, the usual way to
 /// stage the next key (RFC 7671 §8.1). A `3 x x` record of the current key
 /// covers a renewal only if the key is reused, which the watch cannot know.
 pub fn successor_covered(h: &HostAudit) -> bool {
+    // A CA certificate the server sends, or a CA key held in the record
+    // that signed a certificate of the chain (RFC 7671 §5.2.2).
     let ta = h.addresses.iter().any(|a| {
-        a.chain.iter().filter(|c| c.depth > 0).any(|c| {
-            c.records
-                .iter()
-                .any(|m| (m.matched || m.signed) && usage_of(&m.record) == Some(Usage::DaneTa))
+        a.chain.iter().any(|c| {
+            c.records.iter().any(|m| {
+                usage_of(&m.record) == Some(Usage::DaneTa)
+                    && ((m.matched && c.depth > 0) || m.signed)
+            })
         })
     });
     let staged = h
