@@ -133,3 +133,72 @@ pub fn write_json(out: &mut dyn Write, h: &History<'_>) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::finding::Severity;
+    use crate::core::verdict::DomainVerdict;
+    use crate::watch::events::{EventKind, Transition};
+
+    fn row(id: i64, at: i64, verdict: &str) -> AuditRow {
+        AuditRow {
+            id,
+            evaluated_at: Timestamp(at),
+            verdict: verdict.into(),
+            worst_severity: None,
+            duration_ms: 80,
+        }
+    }
+
+    fn changed(audit: i64, at: i64, from: DomainVerdict, to: DomainVerdict) -> EventRow {
+        EventRow {
+            audit_id: Some(audit),
+            event: Event {
+                schema_version: EVENT_SCHEMA_VERSION,
+                domain: "example.org".into(),
+                at: Timestamp(at),
+                state: Transition::Changed,
+                severity: Severity::Critical,
+                key: "verdict-changed".into(),
+                message: format!("example.org: verdict {from} -> {to}"),
+                kind: EventKind::VerdictChanged {
+                    from,
+                    to,
+                    reason: None,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn text_lists_only_audits_that_changed_something() {
+        let audits = [
+            row(1, 0, "pass"),
+            row(2, 3600, "pass"),
+            row(3, 7200, "fail"),
+        ];
+        let events = [changed(3, 7200, DomainVerdict::Pass, DomainVerdict::Fail)];
+        let h = History {
+            domain: "example.org",
+            since: None,
+            audits: &audits,
+            events: &events,
+            every_audit: false,
+        };
+        let mut out = Vec::new();
+        write_text(&mut out, &h).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "example.org: 3 audits from 1970-01-01T00:00:00Z to 1970-01-01T02:00:00Z; last verdict fail\n\
+             1970-01-01T02:00:00Z  #3     verdict-changed changed: example.org: verdict pass -> fail\n"
+        );
+        let mut out = Vec::new();
+        write_json(&mut out, &h).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["events"][0]["audit_id"], 3);
+        assert_eq!(v["events"][0]["code"], "verdict-changed");
+        assert_eq!(v["audits"].as_array().unwrap().len(), 3);
+    }
+}
