@@ -109,3 +109,36 @@ fn plugin_state_per_vector() {
     };
     assert_eq!(domain_state(&audit, &strict), PluginState::Critical);
 }
+
+/// While the servers are out of sync, the resolver answers from one or the
+/// other; the watch must not call each switch a TLSA change.
+#[test]
+fn out_of_sync_servers_are_not_a_tlsa_change_at_every_switch() {
+    use dane_audit::watch::events::{EventOptions, advance};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/vectors/ns-out-of-sync.json");
+    let v: Vector = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let from_ns1 = v.evidence.clone();
+    let mut from_ns2 = v.evidence.clone();
+    // The resolver asked the stale server this time.
+    let stale = from_ns2.hosts[0].nameservers[1]
+        .tlsa
+        .tlsa_records()
+        .cloned()
+        .collect();
+    from_ns2.hosts[0].tlsa.as_mut().unwrap().records = stale;
+    assert_ne!(from_ns1.hosts[0].tlsa, from_ns2.hosts[0].tlsa);
+    let snap = |ev: &Evidence| Snapshot::new(&evaluate(ev, &EvalOptions::at(v.at)), ev);
+    let (a, b) = (snap(&from_ns1), snap(&from_ns2));
+    assert_eq!(
+        a.hosts[0].tlsa, b.hosts[0].tlsa,
+        "the records published anywhere"
+    );
+    assert_eq!(a.hosts[0].tlsa.as_ref().unwrap().len(), 2);
+    let opts = EventOptions::default();
+    let (_, state) = advance(None, &a, &opts);
+    let (events, _) = advance(Some(&state), &b, &opts);
+    assert!(
+        !events.iter().any(|e| e.kind.code() == "tlsa-changed"),
+        "{events:#?}"
+    );
+}

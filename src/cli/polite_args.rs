@@ -22,7 +22,7 @@ use super::net_args::NetArgs;
 /// would only grow memory with the input.
 pub const DNS_CACHE: usize = 5_000;
 
-/// `watch`'s politeness and sharing flags, spelled and defaulted as `scan`'s.
+/// The politeness and sharing flags of `scan` and `watch`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PoliteArgs {
     /// SMTP connections at once to one destination address.

@@ -18,7 +18,7 @@ use crate::scan::{Counts, EvalSpec, Job, Shard, Tally};
 
 use super::exit::{CliError, Exit};
 use super::net_args::NetArgs;
-use super::polite_args::{Limits, read_skip_list, shared_collector, shared_dns};
+use super::polite_args::{PoliteArgs, read_skip_list, shared_collector, shared_dns};
 use super::report_args::{EvalArgs, ReportArgs, now};
 
 #[derive(clap::Args, Debug)]
@@ -38,19 +38,8 @@ pub struct ScanArgs {
     /// Domains started per second, all together (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 0.0)]
     pub rate: f64,
-    /// SMTP connections at once to one destination address.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub per_ip_connections: usize,
-    /// New SMTP connections per second to one destination address (0: no limit).
-    #[arg(long, value_name = "N", default_value_t = 2.0)]
-    pub per_ip_rate: f64,
-    /// New SMTP connections per second, all destinations together (0: no limit).
-    #[arg(long, value_name = "N", default_value_t = 0.0)]
-    pub connection_rate: f64,
-    /// Never contact these: one domain (with its subdomains), MX host name,
-    /// address or CIDR prefix per line.
-    #[arg(long, value_name = "FILE")]
-    pub skip: Option<PathBuf>,
+    #[command(flatten)]
+    pub polite: PoliteArgs,
     /// Continue the scan in OUT (-o): lines it holds are not done again; a
     /// record cut off by a kill is redone. Refused if the settings differ.
     #[arg(long, requires = "output")]
@@ -70,15 +59,6 @@ pub struct ScanArgs {
     /// back is audited again.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub dedup_window: usize,
-    /// MX hosts whose DNS evidence is kept for reuse by other domains.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
-    pub host_cache: usize,
-    /// STARTTLS probe results (per address and SNI) kept for reuse.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
-    pub probe_cache: usize,
-    /// DNS answers (and validated RRsets) kept for reuse; the oldest go first.
-    #[arg(long, value_name = "N", default_value_t = DNS_CACHE)]
-    pub dns_cache: usize,
     /// Seconds that audits in flight may still finish after Ctrl-C (a second Ctrl-C stops at once).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub grace: u64,
@@ -214,14 +194,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
             "--rate must be a number of at least 0 (0: no limit)",
         ));
     }
-    let limits = Limits {
-        per_ip_connections: args.per_ip_connections,
-        per_ip_rate: args.per_ip_rate,
-        connection_rate: args.connection_rate,
-        host_cache: args.host_cache,
-        probe_cache: args.probe_cache,
-        dns_cache: args.dns_cache,
-    };
+    let limits = args.polite.limits();
     limits.check()?;
     let shard = args
         .shard
@@ -229,7 +202,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         .map(|s| Shard::parse(s, |k| std::env::var(k).ok()))
         .transpose()
         .map_err(CliError::usage)?;
-    let (skip, skip_hash) = read_skip_list(args.skip.as_deref())?;
+    let (skip, skip_hash) = read_skip_list(args.polite.skip.as_deref())?;
     // Validates --at/--days (the time itself is taken per domain).
     let opts = args.eval.options()?;
     let eval = EvalSpec {
@@ -239,7 +212,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         accept_nexthop_name: args.eval.accept_nexthop_name,
     };
     let input = open_input(&args.input)?;
-    let dns = shared_dns(&args.net, &skip, args.dns_cache).await?;
+    let dns = shared_dns(&args.net, &skip, limits.dns_cache).await?;
     let smtp = args.net.smtp()?;
     let info = dns.collector_info();
 

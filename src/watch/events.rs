@@ -884,6 +884,15 @@ mod tests {
             .collect()
     }
 
+    /// The events' codes and states, in any order, are `want`.
+    fn same_codes(what: &str, round: u32, got: &[Event], want: &[&str]) {
+        let mut g = codes(got);
+        g.sort();
+        let mut w: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        w.sort();
+        assert_eq!(g, w, "{what}: round {round}: {got:#?}");
+    }
+
     #[test]
     fn rounds_raise_each_change_once() {
         let cases: &[Case] = &[
@@ -1020,20 +1029,12 @@ mod tests {
             second.at = Timestamp(T0 + 3600);
             round2(&mut second);
             let (ev2, st2) = advance(Some(&st1), &second, &opts);
-            let mut got2 = codes(&ev2);
-            got2.sort();
-            let mut w2: Vec<String> = want2.iter().map(|s| s.to_string()).collect();
-            w2.sort();
-            assert_eq!(got2, w2, "{what}: round 2: {ev2:#?}");
+            same_codes(what, 2, &ev2, want2);
             let mut third = base();
             third.at = Timestamp(T0 + 7200);
             round3(&mut third);
             let (ev3, st3) = advance(Some(&st2), &third, &opts);
-            let mut got3 = codes(&ev3);
-            got3.sort();
-            let mut w3: Vec<String> = want3.iter().map(|s| s.to_string()).collect();
-            w3.sort();
-            assert_eq!(got3, w3, "{what}: round 3: {ev3:#?}");
+            same_codes(what, 3, &ev3, want3);
             // The same audit again raises nothing: deduplicated.
             let (ev4, _) = advance(Some(&st3), &third, &opts);
             assert!(ev4.is_empty(), "{what}: repeated round: {ev4:#?}");

@@ -186,13 +186,7 @@ impl Snapshot {
 }
 
 fn host_snap(h: &HostAudit, ev: Option<&HostEvidence>) -> HostSnap {
-    let tlsa = ev.and_then(|e| e.tlsa.as_ref()).and_then(|t| {
-        (t.meta.outcome != Outcome::Failed).then(|| {
-            let mut r: Vec<String> = t.records.iter().map(TlsaRdata::to_string).collect();
-            r.sort();
-            r
-        })
-    });
+    let tlsa = ev.and_then(published_tlsa);
     let addresses = h
         .addresses
         .iter()
@@ -213,6 +207,30 @@ fn host_snap(h: &HostAudit, ev: Option<&HostEvidence>) -> HostSnap {
         addresses,
         successor_covered: successor_covered(h),
     }
+}
+
+/// The host's TLSA records as published: the resolver's answer and every
+/// record an authoritative server serves at the name. While servers are
+/// out of sync a resolver answers from one or the other, so its answer
+/// alone would look like a change at every switch; the union changes only
+/// when the zone does (and `ns-out-of-sync` says that they differ).
+/// `None` when the resolver's lookup failed or was not made.
+fn published_tlsa(h: &HostEvidence) -> Option<Vec<String>> {
+    let t = h.tlsa.as_ref()?;
+    if t.meta.outcome == Outcome::Failed {
+        return None;
+    }
+    let mut r: Vec<String> = t.records.iter().map(TlsaRdata::to_string).collect();
+    let name = |q: &str| q.trim_end_matches('.').to_ascii_lowercase();
+    for ns in &h.nameservers {
+        let same = name(&ns.qname) == name(&t.meta.qname);
+        if same && ns.tlsa.outcome == Outcome::Answer && !ns.tlsa.is_alias() {
+            r.extend(ns.tlsa.tlsa_records().map(TlsaRdata::to_string));
+        }
+    }
+    r.sort();
+    r.dedup();
+    Some(r)
 }
 
 /// Whether a published record would still authenticate the host after its
