@@ -17,5 +17,6 @@ pub mod report;
 pub mod scan;
 pub mod skip;
 pub mod smtp;
+pub mod statefile;
 pub mod watch;
 pub mod zonefile;

@@ -26,7 +26,9 @@ import subprocess
 import sys
 import time
 
-NS = "dane-testbed"
+# The test bed's namespace, as scripts/testbed and scripts/bench take it: a second bed
+# (DANE_TESTBED_NETNS) must not run its bench inside the first one.
+NS = os.environ.get("DANE_TESTBED_NETNS", "dane-testbed")
 NSD4 = "203.0.113.250"
 RES4 = "203.0.113.253"
 HOSTS = 128

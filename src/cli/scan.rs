@@ -81,6 +81,7 @@ struct RecordSettings<'a> {
     smtp: bool,
     all_hosts: bool,
     smtp_port: u16,
+    key_types: String,
     at: Option<&'a str>,
     days: Option<u32>,
     sig_warn_days: u32,
@@ -213,7 +214,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     };
     let input = open_input(&args.input)?;
     let dns = shared_dns(&args.net, &skip, limits.dns_cache).await?;
-    let smtp = args.net.smtp()?;
+    let smtp = args.net.smtp_paced(limits.per_ip_rate)?;
     let info = dns.collector_info();
 
     let anchor_hash = match &args.net.trust_anchor {
@@ -235,6 +236,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         smtp: !args.net.no_smtp,
         all_hosts: args.net.all_hosts,
         smtp_port: args.net.smtp_port,
+        key_types: args.net.key_types()?.as_string(),
         at: args.eval.at.as_deref(),
         days: args.eval.days,
         sig_warn_days: args.eval.sig_warn_days,

@@ -154,7 +154,7 @@ pub async fn run(args: &WatchArgs) -> Result<Exit, CliError> {
     let dns = shared_dns(&args.net, &skip, limits.dns_cache).await?;
     let collector = Arc::new(shared_collector(
         dns,
-        args.net.smtp()?,
+        args.net.smtp_paced(limits.per_ip_rate)?,
         args.net.probe_policy(),
         &limits,
         skip.clone(),

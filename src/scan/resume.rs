@@ -399,12 +399,7 @@ pub fn read_sidecar(path: &Path) -> Result<Option<Sidecar>, String> {
 
 /// Writes the sidecar atomically (temporary file, then rename).
 pub fn write_sidecar(path: &Path, s: &Sidecar) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let text = serde_json::to_string_pretty(s).map_err(io::Error::other)?;
-    std::fs::write(&tmp, text + "\n")?;
-    std::fs::rename(&tmp, path)
+    crate::statefile::write_json_atomically(path, s)
 }
 
 #[cfg(test)]
