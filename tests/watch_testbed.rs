@@ -201,24 +201,42 @@ where
     })
 }
 
-/// Puts rollover.example back as the bed built it, even when a test fails.
+/// Puts rollover.example back as the bed built it (mx and mx2 serving their
+/// RSA chains, mx's RRset `3 1 1` + `2 1 1` of that chain, transfers to the
+/// secondary flowing) when made and again when dropped, even when a test
+/// fails: other tests (rollover_testbed) may have left it otherwise.
 struct Restore {
     bed: &'static Testbed,
     mx_tlsa: Vec<TlsaRdata>,
 }
 
 impl Restore {
+    fn new(bed: &'static Testbed) -> Restore {
+        let xfr = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/testbed"))
+            .args(["xfr", "resume"])
+            .output()
+            .unwrap();
+        assert!(xfr.status.success(), "xfr resume: {xfr:?}");
+        let chain = std::fs::read(Restore::pki(bed, "mx.rollover.example.rsa.pem")).unwrap();
+        let items = dane_audit::core::cert::read_pem_or_der(&chain).unwrap();
+        let r = Restore {
+            bed,
+            mx_tlsa: dane_audit::core::association::recommended(&items),
+        };
+        r.put_back();
+        r
+    }
+
+    fn put_back(&self) {
+        Restore::serve(self.bed, "mx", "mx.rollover.example.rsa.pem");
+        Restore::serve(self.bed, "mx2", "mx2.rollover.example.rsa.pem");
+        Restore::set_mx_tlsa(self.bed, &self.mx_tlsa);
+    }
+
     fn primary(bed: &Testbed) -> (PrimaryServer, TsigKey) {
         let addr: SocketAddr = format!("{}:53", bed.var("UPDATE_PRIMARY")).parse().unwrap();
         let key = TsigKey::load(Path::new(bed.var("UPDATE_KEY")), None).unwrap();
         (PrimaryServer::new(addr, Duration::from_secs(3)), key)
-    }
-
-    fn mx_tlsa(bed: &Testbed) -> Vec<TlsaRdata> {
-        let (p, _) = Restore::primary(bed);
-        run_async(bed, async {
-            p.read_tlsa("mx.rollover.example").await.unwrap().records
-        })
     }
 
     /// Replaces the TLSA RRset of mx.rollover.example with `records`.
@@ -242,11 +260,11 @@ impl Restore {
         bed.dir.join("pki").join(name)
     }
 
-    /// Serves `file` as mx2.rollover.example's chain and reloads Postfix.
-    fn serve_mx2(bed: &Testbed, file: &str) {
+    /// Serves `file` as `host`.rollover.example's chain and reloads Postfix.
+    fn serve(bed: &Testbed, host: &str, file: &str) {
         std::fs::copy(
             Restore::pki(bed, file),
-            Restore::pki(bed, "mx2.rollover.example.live.pem"),
+            Restore::pki(bed, &format!("{host}.rollover.example.live.pem")),
         )
         .unwrap();
         let etc = bed.dir.join("postfix/etc");
@@ -267,8 +285,7 @@ impl Restore {
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        Restore::serve_mx2(self.bed, "mx2.rollover.example.rsa.pem");
-        Restore::set_mx_tlsa(self.bed, &self.mx_tlsa);
+        self.put_back();
     }
 }
 
@@ -325,11 +342,10 @@ fn rounds_with_changes_raise_each_event_once_and_the_webhook_gets_them() {
     let hook = Receiver::start(bed);
     let url = hook.url();
     let extra = ["--webhook", url.as_str(), "--cert-warn-days", "1000"];
-    let restore = Restore {
-        bed,
-        mx_tlsa: Restore::mx_tlsa(bed),
-    };
+    let restore = Restore::new(bed);
     assert_eq!(restore.mx_tlsa.len(), 2, "the bed's 3 1 1 + 2 1 1");
+    // The resolver may hold an RRset another test left (TTL 10).
+    std::thread::sleep(Duration::from_secs(11));
 
     let out = round(bed, &db, &DOMAINS, &extra);
     assert!(
@@ -361,7 +377,7 @@ fn rounds_with_changes_raise_each_event_once_and_the_webhook_gets_them() {
 
     // The changes: mx2 serves its next (ECDSA) key, which its 2 1 1 still
     // covers; mx's RRset becomes one record for a key nobody serves.
-    Restore::serve_mx2(bed, "mx2.rollover.example.next.pem");
+    Restore::serve(bed, "mx2", "mx2.rollover.example.next.pem");
     let digest = sha2::Sha256::digest(format!("watch test {}", std::process::id()));
     let bogus = TlsaRdata {
         usage: 3,
