@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod collect;
 pub mod core;
+pub mod diff;
 pub mod dns;
 pub mod domain;
 pub mod duration;
@@ -17,4 +18,5 @@ pub mod scan;
 pub mod skip;
 pub mod smtp;
 pub mod statefile;
+pub mod watch;
 pub mod zonefile;

@@ -2,18 +2,22 @@
 
 pub mod check;
 pub mod deploy;
+pub mod diff;
 pub mod evaluate;
 pub mod exit;
 pub mod explain;
+pub mod history;
 pub mod meta;
 pub mod net_args;
 pub mod new_cert;
+pub mod polite_args;
 pub mod preflight;
 pub mod publish;
 pub mod report_args;
 pub mod rollover;
 pub mod scan;
 pub mod tlsa;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -26,7 +30,10 @@ Exit codes:
   2  usage, input or output error
   3  some targets could not be tested (incomplete)
   4  preflight, rollover: not yet safe, wait
-  130 interrupted";
+  5  watch, history: the database is locked by another process
+  6  watch, history: the database cannot be used (read-only, disk full, damaged)
+  130 interrupted
+check --format nagios exits as a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -84,6 +91,13 @@ pub enum Command {
     /// Write the man pages (dane-audit.1, dane-audit-SUBCOMMAND.1) into DIR.
     #[command(hide = true)]
     Manpages { dir: std::path::PathBuf },
+    /// Keep auditing domains: history in SQLite, change and expiry alerts
+    /// (webhook, hook), Prometheus /metrics.
+    Watch(Box<watch::WatchArgs>),
+    /// Verdict and finding changes of a watched domain, from the database.
+    History(history::HistoryArgs),
+    /// Compare two scan outputs: verdict transitions, findings gained and lost.
+    Diff(diff::DiffArgs),
 }
 
 /// Runs the parsed command.
@@ -103,6 +117,9 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Publish(a) => runtime()?.block_on(publish::run(&a)),
         Command::Completions { shell } => meta::completions(shell, stdout),
         Command::Manpages { dir } => meta::manpages(&dir),
+        Command::Watch(a) => runtime()?.block_on(watch::run(&a)),
+        Command::History(a) => history::run(&a, stdout),
+        Command::Diff(a) => diff::run(&a),
     }
 }
 

@@ -157,7 +157,7 @@ pub fn read_previous(path: &Path, format: Format) -> Result<Previous, ResumeErro
     let (mut prev, keep) = match format {
         Format::Ndjson => read_ndjson(&file, path)?,
         Format::Csv => read_csv(&file, path)?,
-        Format::Json | Format::Text => return Err(ResumeError::Format),
+        Format::Json | Format::Text | Format::Nagios => return Err(ResumeError::Format),
     };
     let len = file.metadata().map_err(read_error(path))?.len();
     if keep < len {
