@@ -271,6 +271,20 @@ pub fn cipher_name(id: u16) -> String {
     TlsCipherSuite::from_id(id).map_or_else(|| format!("0x{id:04x}"), |s| s.name.to_string())
 }
 
+/// Why a legacy hello brought no certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum LegacyError {
+    #[error("connection error during the legacy hello: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server closed the connection after the legacy ClientHello")]
+    Closed,
+    /// The server's answer, in words (an alert, a malformed record, ...).
+    #[error("{0}")]
+    Refused(String),
+    #[error("no certificate within the first {MAX_FLIGHT} bytes from the server")]
+    TooLong,
+}
+
 /// Sends the ClientHello on a stream positioned right after the STARTTLS 220
 /// and reads until the server's Certificate message (or a refusal), at most
 /// [`MAX_FLIGHT`] bytes. The caller bounds the time.
@@ -279,36 +293,29 @@ pub async fn hello<S>(
     sni: &str,
     key_types: &[KeyType],
     random: &[u8; 32],
-) -> Result<ServerFlight, String>
+) -> Result<ServerFlight, LegacyError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let io = |e: std::io::Error| format!("connection error during the legacy hello: {e}");
     stream
         .write_all(&client_hello(sni, key_types, random))
-        .await
-        .map_err(io)?;
-    stream.flush().await.map_err(io)?;
+        .await?;
+    stream.flush().await?;
     let mut buf = Vec::with_capacity(8 * 1024);
     let mut chunk = [0u8; 4096];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(io)?;
+        let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Err(match parse_flight(&buf) {
-                Progress::Failed(why) => why,
-                _ => "the server closed the connection after the legacy ClientHello".into(),
+                Progress::Failed(why) => LegacyError::Refused(why),
+                _ => LegacyError::Closed,
             });
         }
         buf.extend_from_slice(&chunk[..n]);
         match parse_flight(&buf) {
             Progress::Done(f) => return Ok(f),
-            Progress::Failed(why) => return Err(why),
-            Progress::More if buf.len() >= MAX_FLIGHT => {
-                return Err(format!(
-                    "no certificate within the first {} bytes from the server",
-                    MAX_FLIGHT
-                ));
-            }
+            Progress::Failed(why) => return Err(LegacyError::Refused(why)),
+            Progress::More if buf.len() >= MAX_FLIGHT => return Err(LegacyError::TooLong),
             Progress::More => {}
         }
     }
@@ -460,6 +467,6 @@ mod tests {
         let got = hello(&mut client, "mx.example", &[], &[0; 32]).await;
         drop(client);
         serve.await.unwrap();
-        assert!(got.unwrap_err().contains("bytes from the server"));
+        assert!(matches!(got.unwrap_err(), LegacyError::TooLong));
     }
 }

@@ -138,10 +138,15 @@ impl Default for KeyTypes {
     }
 }
 
+/// A `--key-types` entry that names no key type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key type {0:?}: use all, negotiated, or a list of ecdsa, rsa, ed25519")]
+pub struct UnknownKeyType(pub String);
+
 impl KeyTypes {
     /// Parses `all`, `negotiated`, or a comma-separated list of `ecdsa`,
     /// `rsa`, `ed25519`.
-    pub fn parse(s: &str) -> Result<KeyTypes, String> {
+    pub fn parse(s: &str) -> Result<KeyTypes, UnknownKeyType> {
         match s.trim() {
             "all" => return Ok(KeyTypes::default()),
             "negotiated" => return Ok(KeyTypes::Negotiated),
@@ -149,12 +154,8 @@ impl KeyTypes {
         }
         let mut list = Vec::new();
         for name in s.split(',') {
-            let k = KeyType::from_name(name).ok_or_else(|| {
-                format!(
-                    "unknown key type {:?}: use all, negotiated, or a list of ecdsa, rsa, ed25519",
-                    name.trim()
-                )
-            })?;
+            let k =
+                KeyType::from_name(name).ok_or_else(|| UnknownKeyType(name.trim().to_string()))?;
             if !list.contains(&k) {
                 list.push(k);
             }
@@ -590,7 +591,11 @@ impl SmtpProber {
                     secs(limit)
                 ),
             )),
-            Ok(Err(why)) => r.failed(fail(SmtpPhase::Handshake, SmtpFailureKind::Tls, why)),
+            Ok(Err(why)) => r.failed(fail(
+                SmtpPhase::Handshake,
+                SmtpFailureKind::Tls,
+                why.to_string(),
+            )),
             Ok(Ok(flight)) => legacy_result(r, flight),
         }
     }
