@@ -80,6 +80,14 @@ pub fn host_rrsets<'a>(ev: &'a Evidence, h: &'a HostEvidence) -> Rrsets<'a> {
     groups
 }
 
+/// A name as reports show it: no final dot, the root as `.`.
+fn shown(name: &str) -> &str {
+    match name.trim_end_matches('.') {
+        "" => ".",
+        n => n,
+    }
+}
+
 /// When the first RRset on `h`'s path loses its last valid signature.
 pub fn earliest_expiry(ev: &Evidence, h: &HostEvidence) -> Option<SignatureExpiry> {
     host_rrsets(ev, h)
@@ -88,8 +96,8 @@ pub fn earliest_expiry(ev: &Evidence, h: &HostEvidence) -> Option<SignatureExpir
             let last = sigs.into_iter().max_by_key(|s| s.expiration)?;
             Some(SignatureExpiry {
                 at: last.expiration,
-                rrset: format!("{} {covered}", owner.trim_end_matches('.')),
-                signer,
+                rrset: format!("{} {covered}", shown(&owner)),
+                signer: shown(&signer).to_string(),
                 key_tag: last.key_tag,
             })
         })
