@@ -402,16 +402,20 @@ mod tests {
         assert!(e.detail.contains("implausibly large"), "{}", e.detail);
     }
 
-    #[tokio::test]
-    async fn truncation_goes_to_tcp_and_a_short_tcp_answer_is_malformed() {
-        // TC=1 over UDP; over TCP a length prefix of 300 and 10 bytes, then close.
+    /// TC=1 over UDP; over TCP a length prefix of 300 and 10 bytes, then close.
+    async fn truncating_fake() -> SocketAddr {
         let mut tcp = vec![0x01, 0x2c];
         tcp.extend_from_slice(&[0u8; 10]);
-        let addr = fake(
+        fake(
             |q| vec![response_to(q, |m| m.metadata.truncation = true)],
             Some(tcp),
         )
-        .await;
+        .await
+    }
+
+    #[tokio::test]
+    async fn truncation_goes_to_tcp_and_a_short_tcp_answer_is_malformed() {
+        let addr = truncating_fake().await;
         let e = exchange(addr, &q(), RecordType::TXT, flags(), T)
             .await
             .unwrap_err();
@@ -421,13 +425,7 @@ mod tests {
 
     #[tokio::test]
     async fn udp_only_keeps_a_truncated_answer_and_tcp_only_skips_udp() {
-        let mut tcp = vec![0x01, 0x2c];
-        tcp.extend_from_slice(&[0u8; 10]);
-        let addr = fake(
-            |q| vec![response_to(q, |m| m.metadata.truncation = true)],
-            Some(tcp),
-        )
-        .await;
+        let addr = truncating_fake().await;
         let r = exchange_over(addr, &q(), RecordType::DNSKEY, flags(), T, Transport::Udp)
             .await
             .unwrap();
