@@ -6,6 +6,7 @@
 use super::audit::HostAudit;
 use super::evidence::{HostEvidence, Outcome};
 use super::finding::{Code, Finding};
+use super::tlsa::TlsaRdata;
 
 /// The UDP payload size resolvers advertise since DNS flag day 2020.
 pub const UDP_PAYLOAD: u32 = 1232;
@@ -39,7 +40,7 @@ pub fn finding(h: &HostEvidence, audit: &HostAudit) -> Option<Finding> {
         t.records.len(),
         why.join("; ")
     );
-    let leftovers: Vec<String> = t
+    let leftovers: Vec<&TlsaRdata> = t
         .records
         .iter()
         .filter(|r| {
@@ -49,17 +50,29 @@ pub fn finding(h: &HostEvidence, audit: &HostAudit) -> Option<Finding> {
                 .iter()
                 .any(|v| v.record == shown && v.usable && v.tested && !v.matched)
         })
-        .map(|r| r.short())
         .collect();
-    if !leftovers.is_empty() {
-        msg.push_str(&format!(
-            "; these records match nothing the server sends and look like leftovers of earlier rollovers (or next keys): {}",
-            leftovers.join(", ")
-        ));
+    let f = Finding::new(Code::TlsaRrsetLarge, qname.to_string()).at_host(&h.name);
+    if leftovers.is_empty() {
+        return Some(f.msg(msg));
     }
-    Some(
-        Finding::new(Code::TlsaRrsetLarge, qname.to_string())
-            .msg(msg)
-            .at_host(&h.name),
-    )
+    let short: Vec<String> = leftovers.iter().map(|r| r.short()).collect();
+    msg.push_str(&format!(
+        "; these records match nothing the server sends and look like leftovers of earlier rollovers (or next keys): {}",
+        short.join(", ")
+    ));
+    let removals: Vec<String> = leftovers.iter().map(|r| removal(qname, r)).collect();
+    Some(f.msg(msg).fix(format!(
+        "Unless they are the next keys of a rollover in progress, remove the records that match nothing served: {}; keep `3 1 1` for the current key and `2 1 1` for its issuing CA, prefer digests (matching type 1) to full certificates (matching type 0), and check that every nameserver answers over TCP.",
+        removals.join(", ")
+    )))
+}
+
+/// The record to delete, as a zone-file line; a full-certificate record
+/// (too long to quote usefully) by its start.
+fn removal(qname: &str, r: &TlsaRdata) -> String {
+    if r.data.len() <= 64 {
+        format!("`{qname}. IN TLSA {r}`")
+    } else {
+        format!("`{qname}. IN TLSA {}` (the full-data record)", r.short())
+    }
 }
