@@ -381,9 +381,10 @@ pub struct NsProbe {
     /// `None`: not asked (evidence older than this check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dnskey: Option<NsAnswer>,
-    /// The zone's SOA asked over TCP only (RFC 7766: every server must
-    /// answer over TCP; answers larger than a UDP datagram need it).
-    /// `None`: not asked (evidence older than this check).
+    /// A SOA question over TCP only (RFC 7766: every server must answer
+    /// over TCP; answers larger than a UDP datagram need it), asked once
+    /// per server address and run, so possibly for another zone of the
+    /// same server. `None`: not asked (evidence older than this check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<NsAnswer>,
 }

@@ -94,7 +94,7 @@ fn tcp_finding(host: &str, p: &NsProbe) -> Option<Finding> {
     let zone = p.zone.trim_end_matches('.');
     let qname = p.qname.trim_end_matches('.');
     let mut msg = format!(
-        "{who} answers over UDP but not over TCP (SOA of {zone}: {})",
+        "{who}, a server of {zone}, answers over UDP but not over TCP ({} over TCP)",
         tcp.failure
             .as_ref()
             .map(|f| f.kind.as_str())

@@ -55,13 +55,15 @@ pub fn rrsets(ev: &Evidence) -> Rrsets<'_> {
 /// `zone` is `name` or one of its ancestors (names without the final dot;
 /// the root is `.`).
 fn encloses(zone: &str, name: &str) -> bool {
-    let (zone, name) = (zone.trim_end_matches('.'), name.trim_end_matches('.'));
+    // Bytes, not `str` slices: evidence is input, and may hold any UTF-8.
+    let zone = zone.trim_end_matches('.').as_bytes();
+    let name = name.trim_end_matches('.').as_bytes();
     zone.is_empty()
         || name.eq_ignore_ascii_case(zone)
         || name
             .len()
             .checked_sub(zone.len() + 1)
-            .is_some_and(|i| name.as_bytes()[i] == b'.' && name[i + 1..].eq_ignore_ascii_case(zone))
+            .is_some_and(|i| name[i] == b'.' && name[i + 1..].eq_ignore_ascii_case(zone))
 }
 
 /// The signed RRsets one host's DANE answer depends on: the domain's MX,
@@ -173,6 +175,8 @@ mod tests {
         assert!(encloses("example", "EXAMPLE"));
         assert!(!encloses("ample", "mx.example"));
         assert!(!encloses("mx.example", "example"));
+        assert!(encloses("é", "aé.é"));
+        assert!(!encloses("é", "xé"));
     }
 
     /// Each host's path: its own RRsets, the MX, and only the zones above

@@ -258,9 +258,10 @@ fn not_asked(zone: &Name, ns: &Name, ip: IpAddr, qname: &Name) -> NsProbe {
 }
 
 /// One server address: TLSA at `qname` (UDP, then TCP when truncated), a
-/// control question at the same name, and for its zone the SOA (over UDP,
-/// and over TCP only) and the DNSKEY RRset (over UDP only). Every answer
-/// is cached per server, so hosts in one zone cost one probe per server.
+/// control question at the same name, and for its zone the SOA and the
+/// DNSKEY RRset (over UDP only); and whether it answers over TCP at all
+/// (once per address). Every answer is cached per server, so hosts in one
+/// zone cost one probe per server.
 async fn probe_one(c: &DnsCollector, zone: &Name, ns: &Name, ip: IpAddr, qname: &Name) -> NsProbe {
     let net = &c.inner.net;
     let server = SocketAddr::new(ip, 53);
@@ -269,7 +270,7 @@ async fn probe_one(c: &DnsCollector, zone: &Name, ns: &Name, ip: IpAddr, qname: 
         net.direct(server, qname, RecordType::A),
         net.direct(server, zone, RecordType::SOA),
         net.direct_over(server, zone, RecordType::DNSKEY, Transport::Udp),
-        net.direct_over(server, zone, RecordType::SOA, Transport::Tcp),
+        net.tcp_check(server, zone),
     );
     let mut tlsa_answer = answer(&tlsa, qname, RecordType::TLSA);
     tlsa_answer.truncated = truncated;

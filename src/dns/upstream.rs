@@ -202,6 +202,28 @@ impl Net {
         self.direct_over(server, name, qtype, Transport::Auto).await
     }
 
+    /// Whether `server` answers over TCP: `zone SOA` over TCP, asked once
+    /// per server address and run, whatever the zone (a hoster's server
+    /// carries many zones, and a burst of TCP connections to one server is
+    /// neither polite nor a fair test of it).
+    pub async fn tcp_check(self: &Arc<Self>, server: SocketAddr, zone: &Name) -> Fetched {
+        let key = Key {
+            // Real names are fully qualified: the empty name is this check's.
+            name: String::new(),
+            transport: Transport::Tcp,
+            ..Key::new(
+                zone,
+                RecordType::SOA,
+                Flags {
+                    rd: false,
+                    cd: false,
+                },
+                Some(server),
+            )
+        };
+        self.fetch(key, zone.clone(), RecordType::SOA).await
+    }
+
     /// As [`Net::direct`], over one transport only.
     pub async fn direct_over(
         self: &Arc<Self>,
