@@ -313,11 +313,13 @@ table inet testbed {
     # one set lookup per packet instead of a thousand rules.
     ip daddr { $DROP1_4, $DROP2_4 } jump tlsa_drop
     ip6 daddr { $DROP1_6, $DROP2_6, $DROP6_6 } jump tlsa_drop
-    # ns-dropk: DNSKEY queries dropped (both families); ns-notcp: TCP to port 53 dropped
+    # ns-dropk: DNSKEY queries dropped (both families); ns-notcp: TCP to port 53 refused
+    # (a reset, not silence: resolvers then fail over at once, so the oracle's view through
+    # Unbound does not hang on its TCP timeout)
     ip daddr $DROPK4 jump dnskey_drop
     ip6 daddr $DROPK6 jump dnskey_drop
-    ip daddr $NOTCP4 tcp dport 53 drop
-    ip6 daddr $NOTCP6 tcp dport 53 drop
+    ip daddr $NOTCP4 tcp dport 53 reject with tcp reset
+    ip6 daddr $NOTCP6 tcp dport 53 reject with tcp reset
   }
 }
 EOF

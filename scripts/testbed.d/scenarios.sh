@@ -328,7 +328,7 @@ s_dns_ns_drops_dnskey() { # ns-dropk (nsd-b) drops DNSKEY queries on both famili
   tlsa mx "$(ee)" "$(ta)"
   finish
 }
-s_dns_ns_no_tcp() { # ns-notcp (nsd-b) drops TCP; the TLSA RRset needs it (about 1300 octets)
+s_dns_ns_no_tcp() { # ns-notcp (nsd-b) refuses TCP; the TLSA RRset needs it (about 1300 octets)
   std dns-ns-no-tcp.example "a notcp" 77
   leaf "$H.old" rsa int 825 "$H" # retired by an earlier rollover, its records left behind
   local full
