@@ -147,6 +147,28 @@ pub fn tsig_key_file(data: &[u8]) {
     }
 }
 
+/// A server's answer to the legacy ClientHello (TLS records, ServerHello,
+/// Certificate): any bytes give `More`, `Done` or `Failed`; a chain holds no
+/// more bytes than came in; and once a prefix decides, more bytes do not
+/// change the decision (the reader stops at the first decision).
+pub fn legacy_flight(data: &[u8]) {
+    use crate::smtp::legacy::{Progress, cipher_name, parse_flight, version_name};
+    let full = parse_flight(data);
+    if let Progress::Done(f) = &full {
+        let total: usize = f.chain.iter().map(Vec::len).sum();
+        assert!(total <= data.len());
+        let _ = (version_name(f.version), cipher_name(f.cipher));
+    }
+    let step = (data.len() / 16).max(1);
+    for cut in (0..data.len()).step_by(step) {
+        match (parse_flight(&data[..cut]), &full) {
+            (Progress::More, _) | (Progress::Failed(_), Progress::Failed(_)) => {}
+            (Progress::Done(f), Progress::Done(g)) => assert_eq!(&f, g, "prefix of {cut} bytes"),
+            (decided, _) => panic!("prefix of {cut} bytes decided {decided:?}, all of it {full:?}"),
+        }
+    }
+}
+
 /// One fuzz target's body.
 pub type Target = fn(&[u8]);
 
@@ -158,4 +180,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("evidence_eval", evidence_eval),
     ("chain_match", chain_match),
     ("tsig_key_file", tsig_key_file),
+    ("legacy_flight", legacy_flight),
 ];

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod collect;
 pub mod core;
+pub mod diff;
 pub mod dns;
 pub mod domain;
 pub mod duration;
@@ -16,4 +17,6 @@ pub mod report;
 pub mod scan;
 pub mod skip;
 pub mod smtp;
+pub mod statefile;
+pub mod watch;
 pub mod zonefile;

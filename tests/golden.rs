@@ -18,6 +18,8 @@ const CASES: &[&str] = &[
     "starttls-not-offered",
     "mx-cname-secure",
     "good-210-root-key-not-sent",
+    "key-type-uncovered",
+    "tls-legacy-only",
     "ns-no-tcp-large-tlsa",
     "ds-sha1-only",
 ];

@@ -169,3 +169,29 @@ fn every_preflight_case_gives_its_expected_decision_and_report() {
         failures.join("\n")
     );
 }
+
+/// Regression: with every server's RRset old enough but the resolver still
+/// holding the RRset without NEW, the report said "WAIT, safe from" a time
+/// already past. The resolver's copy goes when its TTL runs out.
+#[test]
+fn resolver_stale_wait_never_names_a_past_safe_at() {
+    let (_, c) = cases()
+        .into_iter()
+        .find(|(n, _)| n == "resolver-still-has-the-old-rrset-wait")
+        .unwrap();
+    let ders: Vec<Vec<u8>> = c.new.iter().map(|n| der(n)).collect();
+    let new = NewCertificate::from_ders(&ders).unwrap();
+    let input = rollover::Input {
+        evidence: &c.evidence,
+        hosts: &c.hosts,
+        new: &new,
+        candidate: None,
+        now: c.at,
+        margin_secs: c.margin,
+        published_before: c.published_before,
+        accept_nexthop_name: false,
+    };
+    let (d, _) = rollover::decide(&input, &c.state.clone().unwrap_or_default());
+    let ttl = c.evidence.hosts[0].tlsa.as_ref().unwrap().meta.ttl.unwrap();
+    assert_eq!(d.safe_at, Some(Timestamp(c.at.0 + i64::from(ttl))));
+}

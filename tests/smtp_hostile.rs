@@ -13,10 +13,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use dane_audit::core::evidence::{SmtpFailureKind as K, SmtpPhase as P, SmtpProbe};
+use dane_audit::core::evidence::{KeyType, SmtpFailureKind as K, SmtpPhase as P, SmtpProbe};
 use dane_audit::core::finding::Code;
 use dane_audit::core::smtp::{SmtpResult, classify};
-use dane_audit::smtp::{SmtpConfig, SmtpProber, Timeouts};
+use dane_audit::smtp::{KeyTypes, SmtpConfig, SmtpProber, Timeouts};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -231,24 +231,51 @@ fn pem_certs(name: &str) -> Vec<CertificateDer<'static>> {
         .collect()
 }
 
-/// A rustls server config serving `chain` (a PEM file) signed with `key`, which may
-/// deliberately not match. No key check, so X.509 v1 certificates can be served.
-fn server_tls(
-    chain: &str,
-    key: &str,
+/// `chain` (a PEM file) with the signer of `key`, which may deliberately not
+/// match. No key check, so X.509 v1 certificates can be served.
+fn certified(chain: &str, key: &str) -> Arc<CertifiedKey> {
+    let provider = rustls::crypto::ring::default_provider();
+    let key = PrivateKeyDer::from_pem_file(format!("{}/{key}", certs_dir())).unwrap();
+    let signer = provider.key_provider.load_private_key(key).unwrap();
+    Arc::new(CertifiedKey::new(pem_certs(chain), signer))
+}
+
+fn server_with(
+    resolver: Arc<dyn ResolvesServerCert>,
     versions: &[&'static SupportedProtocolVersion],
 ) -> Arc<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let key = PrivateKeyDer::from_pem_file(format!("{}/{key}", certs_dir())).unwrap();
-    let signer = provider.key_provider.load_private_key(key).unwrap();
-    let ck = CertifiedKey::new(pem_certs(chain), signer);
     Arc::new(
         ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .unwrap()
             .with_no_client_auth()
-            .with_cert_resolver(Arc::new(Fixed(Arc::new(ck)))),
+            .with_cert_resolver(resolver),
     )
+}
+
+/// A rustls server config serving `chain` signed with `key`.
+fn server_tls(
+    chain: &str,
+    key: &str,
+    versions: &[&'static SupportedProtocolVersion],
+) -> Arc<ServerConfig> {
+    server_with(Arc::new(Fixed(certified(chain, key))), versions)
+}
+
+/// Two certificates, as Postfix with `smtpd_tls_eccert_file`: the first one
+/// whose key can sign with a scheme the client offered.
+#[derive(Debug)]
+struct ByScheme(Vec<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for ByScheme {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let offered = hello.signature_schemes();
+        self.0
+            .iter()
+            .find(|ck| ck.key.choose_scheme(offered).is_some())
+            .cloned()
+    }
 }
 
 /// What a TLS server saw.
@@ -311,12 +338,22 @@ fn timeouts() -> Timeouts {
     }
 }
 
+/// One dialogue per probe: the default offer only (the per-key-type tests
+/// below use [`all_key_types`]).
 fn config(addr: SocketAddr) -> SmtpConfig {
     SmtpConfig {
         port: addr.port(),
         ehlo_name: "prober.test".into(),
         timeouts: timeouts(),
+        key_types: KeyTypes::Negotiated,
         ..SmtpConfig::default()
+    }
+}
+
+fn all_key_types(addr: SocketAddr) -> SmtpConfig {
+    SmtpConfig {
+        key_types: KeyTypes::default(),
+        ..config(addr)
     }
 }
 
@@ -860,4 +897,179 @@ async fn concurrent_probes_share_one_prober() {
         assert!(p.failure.is_none(), "{:?}", p.failure);
         assert_eq!(p.chain.len(), 2);
     }
+}
+
+// ---- per key type, and legacy servers -----------------------------------------------------
+
+/// A server with an ECDSA and an RSA certificate: the default offer gets the
+/// ECDSA one, the RSA-only offer the RSA one, the Ed25519-only offer nothing.
+#[tokio::test]
+async fn dual_certificates_are_each_asked_for() {
+    let log = log();
+    let both = ByScheme(vec![
+        certified("leaf-ec.chain.pem", "leaf-ec.key"),
+        certified("leaf-rsa.chain.pem", "leaf-rsa.key"),
+    ]);
+    let (addr, _) = tls_server(server_with(Arc::new(both), &[&TLS13, &TLS12]), log.clone());
+    let (p, _, _) = probe_with(all_key_types(addr), addr).await;
+    assert!(p.failure.is_none(), "{:?}", p.failure);
+    let ec: Vec<Vec<u8>> = pem_certs("leaf-ec.chain.pem")
+        .iter()
+        .map(|c| c.to_vec())
+        .collect();
+    let rsa: Vec<Vec<u8>> = pem_certs("leaf-rsa.chain.pem")
+        .iter()
+        .map(|c| c.to_vec())
+        .collect();
+    let der =
+        |c: &[dane_audit::core::evidence::Der]| c.iter().map(|d| d.0.clone()).collect::<Vec<_>>();
+    assert_eq!(der(&p.chain), ec, "the default offer prefers ECDSA");
+    // ECDSA was presented already: RSA or Ed25519 is asked for (RSA comes),
+    // then Ed25519 alone (nothing comes).
+    let asked: Vec<Vec<KeyType>> = p.key_types.iter().map(|k| k.asked.clone()).collect();
+    assert_eq!(
+        asked,
+        vec![vec![KeyType::Rsa, KeyType::Ed25519], vec![KeyType::Ed25519]]
+    );
+    let r = &p.key_types[0];
+    assert!(r.offered && r.failure.is_none() && r.tls.is_some(), "{r:?}");
+    assert_eq!(r.key_type, Some(KeyType::Rsa));
+    assert_eq!(der(&r.chain), rsa);
+    let e = &p.key_types[1];
+    assert!(
+        !e.offered && e.chain.is_empty() && e.failure.is_some(),
+        "{e:?}"
+    );
+    let chains = dane_audit::core::smtp::presented(&p);
+    assert_eq!(chains.len(), 2, "two distinct chains");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        6,
+        "three dialogues: {:?}",
+        log.lock().unwrap()
+    );
+}
+
+/// A server with one certificate: the other key types are not offered, which
+/// is not a failure of the probe.
+#[tokio::test]
+async fn one_certificate_other_key_types_not_offered() {
+    let (addr, _) = tls_server(
+        server_tls("leaf-rsa.chain.pem", "leaf-rsa.key", &[&TLS13, &TLS12]),
+        log(),
+    );
+    let (p, _, _) = probe_with(all_key_types(addr), addr).await;
+    assert!(p.failure.is_none(), "{:?}", p.failure);
+    // One more connection: ECDSA or Ed25519 is asked for, and none comes.
+    assert_eq!(p.key_types.len(), 1, "{:?}", p.key_types);
+    assert_eq!(p.key_types[0].asked, vec![KeyType::Ecdsa, KeyType::Ed25519]);
+    assert!(!p.key_types[0].offered && p.key_types[0].chain.is_empty());
+    assert_eq!(classify(&p), SmtpResult::Tls);
+    assert_eq!(dane_audit::core::smtp::presented(&p).len(), 1);
+}
+
+fn tls_record(kind: u8, version: u16, body: &[u8]) -> Vec<u8> {
+    let mut r = vec![kind];
+    r.extend(version.to_be_bytes());
+    r.extend(u16::try_from(body.len()).unwrap().to_be_bytes());
+    r.extend_from_slice(body);
+    r
+}
+
+fn u24(n: usize) -> [u8; 3] {
+    let b = u32::try_from(n).unwrap().to_be_bytes();
+    [b[1], b[2], b[3]]
+}
+
+/// What an OpenSSL server restricted to TLS 1.0 answers: a ServerHello for
+/// TLS 1.0 with a CBC suite and its certificates in clear, when the hello
+/// offers TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA; a protocol_version alert otherwise.
+fn legacy_answer(client_hello: &[u8], chain: &[CertificateDer<'static>]) -> Vec<u8> {
+    use tls_parser::{TlsMessage, TlsMessageHandshake, parse_tls_plaintext};
+    let offers_cbc = match parse_tls_plaintext(client_hello) {
+        Ok((_, rec)) => rec.msg.iter().any(|m| {
+            matches!(m, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch))
+                if ch.ciphers.iter().any(|c| c.0 == 0xc014))
+        }),
+        Err(_) => false,
+    };
+    if !offers_cbc {
+        return tls_record(21, 0x0301, &[2, 70]);
+    }
+    let mut sh = vec![3, 1];
+    sh.extend([9u8; 32]);
+    sh.push(0);
+    sh.extend([0xc0, 0x14, 0]);
+    let mut hs = vec![2];
+    hs.extend(u24(sh.len()));
+    hs.extend(sh);
+    let list: Vec<u8> = chain
+        .iter()
+        .flat_map(|c| [u24(c.len()).to_vec(), c.to_vec()].concat())
+        .collect();
+    hs.push(11);
+    hs.extend(u24(list.len() + 3));
+    hs.extend(u24(list.len()));
+    hs.extend(list);
+    tls_record(22, 0x0301, &hs)
+}
+
+/// A TLS 1.0-only server: rustls gets an alert, the legacy hellos get the
+/// RSA chain (and nothing for the other key types); the core calls it
+/// `tls-legacy-only`, never a completed handshake.
+#[tokio::test]
+async fn legacy_only_server_gives_its_chain_in_clear() {
+    let log = log();
+    let chain = pem_certs("leaf-rsa.chain.pem");
+    let served = chain.clone();
+    let addr = starttls_server(log.clone(), move |mut s| {
+        let chain = served.clone();
+        async move {
+            let mut hello = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(1), s.read(&mut hello))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+            let _ = s.write_all(&legacy_answer(&hello[..n], &chain)).await;
+            drain(&mut s).await;
+        }
+    });
+    let (p, _, _) = probe_with(all_key_types(addr), addr).await;
+    assert_failure(&p, P::Handshake, K::Tls);
+    assert!(
+        p.chain.is_empty(),
+        "the modern handshake got no certificate"
+    );
+    // Every key type is asked for (the RSA chain comes), then ECDSA or
+    // Ed25519 (the server refuses).
+    let asked: Vec<Vec<KeyType>> = p.key_types.iter().map(|k| k.asked.clone()).collect();
+    assert_eq!(
+        asked,
+        vec![
+            KeyType::ALL.to_vec(),
+            vec![KeyType::Ecdsa, KeyType::Ed25519]
+        ]
+    );
+    let rsa = &p.key_types[0];
+    assert!(rsa.offered && rsa.tls.is_none(), "{rsa:?}");
+    let l = rsa.legacy.as_ref().unwrap();
+    assert_eq!(
+        (l.version.as_str(), l.cipher.as_str()),
+        ("TLSv1.0", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA")
+    );
+    let want: Vec<Vec<u8>> = chain.iter().map(|c| c.to_vec()).collect();
+    assert_eq!(
+        rsa.chain.iter().map(|d| d.0.clone()).collect::<Vec<_>>(),
+        want
+    );
+    assert!(!p.key_types[1].offered);
+    assert_eq!(code(&p), Some(Code::TlsLegacyOnly));
+    assert_eq!(dane_audit::core::smtp::presented(&p).len(), 1);
+    // With --key-types negotiated: one legacy hello, offering every key type.
+    let (p, _, _) = probe_with(config(addr), addr).await;
+    assert_eq!(p.key_types.len(), 1);
+    assert!(p.key_types[0].asked.is_empty());
+    assert!(p.key_types[0].offered);
+    assert_eq!(code(&p), Some(Code::TlsLegacyOnly));
 }

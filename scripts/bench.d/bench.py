@@ -26,7 +26,8 @@ import subprocess
 import sys
 import time
 
-# The test bed's namespace (a second bed: DANE_TESTBED_NETNS, as for scripts/testbed).
+# The test bed's namespace, as scripts/testbed and scripts/bench take it: a second bed
+# (DANE_TESTBED_NETNS) must not run its bench inside the first one.
 NS = os.environ.get("DANE_TESTBED_NETNS", "dane-testbed")
 NSD4 = "203.0.113.250"
 RES4 = "203.0.113.253"

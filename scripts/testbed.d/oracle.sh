@@ -6,7 +6,12 @@
 #                            and per MX host and address family ("[host]", -a ipv4/ipv6)
 #                            when the MX RRset is secure and there is more than one.
 #   openssl s_client         OpenSSL's DANE (-dane_tlsa_rrdata) per address of every host
-#                            whose TLSA RRset Unbound validates (AD=1).
+#                            whose TLSA RRset Unbound validates (AD=1). For the dual-
+#                            certificate scenarios (kt-*) twice instead: with RSA-only and
+#                            with ECDSA-only signature algorithms (-sigalgs), so that each
+#                            certificate is judged; for tls-legacy-only ones with
+#                            -cipher DEFAULT:@SECLEVEL=0, the only way OpenSSL 3 still speaks
+#                            TLS 1.0/1.1.
 #   dig (per nameserver)     the nameserver faults no TLS client can see (ns-*, rrsig-*,
 #                            implicit-mx, mx-cname) are checked on the servers directly.
 #
@@ -32,7 +37,8 @@ expect_pf() {
   elif [ "$VERDICT" = partial ] || has addresses-disagree; then echo Untrusted+Verified
   elif has starttls-not-offered; then echo no-STARTTLS
   elif has starttls-refused; then echo STARTTLS-refused
-  elif has tls-handshake-failed; then echo handshake-failed
+  elif has tls-handshake-failed || has tls-legacy-only; then echo handshake-failed
+  elif has tlsa-key-type-uncovered; then echo "Verified|Untrusted" # whichever certificate its default offer gets
   elif has smtp-rate-limited; then echo smtp-error
   elif has smtp-unreachable; then echo "connect-failed|timeout|smtp-error"
   elif has smtp-protocol-error; then echo "timeout|smtp-error"
@@ -53,6 +59,10 @@ expect_ossl() {
   elif [ "$VERDICT" = not-dane ]; then echo n/a
   elif [ "$VERDICT" = partial ]; then echo match+n/a
   elif has addresses-disagree; then echo match+no-match
+  elif [ "$KT" = 1 ] && has tlsa-key-type-uncovered; then echo "ecdsa:match+rsa:no-match|ecdsa:no-match+rsa:match"
+  elif [ "$KT" = 1 ] && [ "$VERDICT" = pass ]; then echo ecdsa:match+rsa:match
+  elif has tls-legacy-only && has tlsa-no-match; then echo no-match # read by a legacy-enabled client
+  elif has tls-legacy-only; then echo match
   elif has starttls-not-offered || has starttls-refused || has tls-handshake-failed ||
     has smtp-rate-limited || has smtp-unreachable || has smtp-protocol-error; then echo error
   elif has host-denial-bogus || has ns-unreachable || [ "$VERDICT" = pass ]; then echo match
@@ -134,9 +144,15 @@ run_pf() { # ARGS... -> class. "-c" (no SMTP chat) first; when that says nothing
   echo "$c"
 }
 
-run_ossl() { # ADDR HOST TLSA-RRS (one "u s m hex" per line) -> class
+# Signature algorithms that select the RSA, or the ECDSA, certificate of a server with both.
+OSSL_RSA_SIGALGS=rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:RSA+SHA256:RSA+SHA384:RSA+SHA512
+OSSL_ECDSA_SIGALGS=ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512
+
+run_ossl() { # ADDR HOST TLSA-RRS (one "u s m hex" per line) [s_client options] -> class
   local a=$1 h=$2 rr args=() o
   while read -r rr; do [ -n "$rr" ] && args+=(-dane_tlsa_rrdata "$rr"); done <<<"$3"
+  shift 3
+  args+=("$@")
   case $a in *:*) a="[$a]" ;; esac
   o=$(timeout 8 "${X[@]}" openssl s_client -starttls smtp -connect "$a:25" -servername "$h" \
     -dane_tlsa_domain "$h" "${args[@]}" -dane_ee_no_namechecks </dev/null 2>&1 || true)
@@ -273,8 +289,21 @@ hygiene_checks() { # domain first-host
   printf '%s' "$out"
 }
 
+# ossl_addr ADDR HOST TLSA-RRS -> class(es) for one address: per key type for the
+# dual-certificate scenarios, legacy-enabled for the legacy-only ones
+ossl_addr() {
+  if [ "$KT" = 1 ]; then
+    set_add "rsa:$(run_ossl "$@" -sigalgs "$OSSL_RSA_SIGALGS")" "ecdsa:$(run_ossl "$@" -sigalgs "$OSSL_ECDSA_SIGALGS")"
+  elif has tls-legacy-only; then
+    run_ossl "$@" -cipher 'DEFAULT:@SECLEVEL=0'
+  else
+    run_ossl "$@"
+  fi
+}
+
 oracle_one() { # domain verdict codes
-  local d=$1 VERDICT=$2 CODES=$3 LOG=$B/oracle/$1.log
+  local d=$1 VERDICT=$2 CODES=$3 LOG=$B/oracle/$1.log KT=0
+  [[ $d == kt-* ]] && KT=1 # one listener, an RSA and an ECDSA certificate
   : >"$LOG"
   local hosts=() h t a mxsec=0 pf="" ossl="" c tlsa base
   # ---- the resolver's view: MX hosts (implicit MX: the domain itself)
@@ -327,7 +356,7 @@ oracle_one() { # domain verdict codes
         pf=$(set_add "$pf" "$c")
       fi
       if [ -n "$tlsa" ]; then
-        for a in $addrs; do ossl=$(set_add "$ossl" "$(run_ossl "$a" "$base" "$tlsa")"); done
+        for a in $addrs; do ossl=$(set_add "$ossl" "$(ossl_addr "$a" "$base" "$tlsa")"); done
       fi
     done
     [ -n "$tlsa" ] || ossl=$(set_add "$ossl" n/a)

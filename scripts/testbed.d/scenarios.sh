@@ -464,6 +464,38 @@ s_smtp_garbage_after_starttls() { std_peer smtp-garbage-after-starttls.example 9
 s_smtp_close_mid_handshake() { std_peer smtp-close-mid-handshake.example 91 close-mid-handshake; tlsa mx "$(ee)" "$(ta)"; finish; }
 s_smtp_silent() { std_peer smtp-silent.example 92 silent; tlsa mx "$(ee)" "$(ta)"; finish; }
 
+s_smtp_legacy_tls1() { # TLS 1.0 only at @SECLEVEL=0 (CBC suites): only legacy senders negotiate; 3 1 1 + 2 1 1 match
+  legacy_pf smtp-legacy-tls1.example 93
+  tlsa mx "$(ee)" "$(ta)"
+  finish
+}
+s_smtp_legacy_nomatch() { # the same TLS 1.0-only server; the only record is for another key
+  legacy_pf smtp-legacy-nomatch.example 94
+  tlsa mx "$(ee "$C.ec.crt")"
+  finish
+}
+# legacy_pf DOMAIN N: a Postfix listener that speaks TLS 1.0 only, with OpenSSL's security
+# level 0 (which TLS 1.0 needs in OpenSSL 3), serving the RSA chain
+legacy_pf() {
+  bare "$1" "knot a" "$(v4 "$2")"
+  hostcert "$H"
+  pf "$(v4 "$2")" "$H" "$C.rsa.pem" "smtpd_tls_protocols=<=TLSv1" "smtpd_tls_mandatory_protocols=<=TLSv1" \
+    "tls_medium_cipherlist=DEFAULT:@SECLEVEL=0"
+}
+
+# =============================== key types (issue 14) ===================================
+# dual DOMAIN N: one Postfix listener with an RSA (smtpd_tls_cert_file) and an ECDSA
+# (smtpd_tls_eccert_file) certificate, each with the intermediate: a sender gets one or
+# the other depending on the signature algorithms it offers.
+dual() {
+  bare "$1" "knot a" "$(v4 "$2")"
+  hostcert "$H"
+  pf "$(v4 "$2")" "$H" - "smtpd_tls_cert_file=$C.rsa.pem" "smtpd_tls_eccert_file=$C.ec.pem"
+}
+s_kt_ec_only() { dual kt-ec-only.example 110; tlsa mx "$(ee "$C.ec.crt")"; finish; }
+s_kt_311_each() { dual kt-311-each.example 111; tlsa mx "$(ee)" "$(ee "$C.ec.crt")"; finish; }
+s_kt_211() { dual kt-211.example 112; tlsa mx "$(ta)"; finish; }
+
 # =============================== preflight (certificate rollover) ====================
 # The next certificate of each MX host is written to the PKI as $PKI/mx.<domain>.next.key,
 # .crt (the leaf alone) and .pem (key, leaf, issuing intermediate): what an operator

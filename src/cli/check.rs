@@ -8,9 +8,10 @@ use crate::core::audit::DomainAudit;
 use crate::core::evaluate;
 use crate::core::evidence::{Evidence, FailureKind, Outcome};
 use crate::domain::normalize_domain;
+use crate::report::nagios::{domain_state, overall};
 use crate::report::{Format, Row, RunInfo, Summary};
 
-use super::exit::{CliError, Exit};
+use super::exit::{CliError, Exit, PluginState};
 use super::net_args::NetArgs;
 use super::report_args::{EvalArgs, ReportArgs, now};
 
@@ -35,6 +36,21 @@ pub struct CheckArgs {
 const PARALLEL_DOMAINS: usize = 8;
 
 pub async fn run(args: &CheckArgs) -> Result<Exit, CliError> {
+    if args.report.format != Some(Format::Nagios) {
+        return audit(args).await;
+    }
+    // A monitoring plugin says UNKNOWN (3) on stdout for any error, usage included.
+    match audit(args).await {
+        Err(CliError::BrokenPipe) => Ok(Exit::Ok),
+        Err(e) => {
+            println!("DANE UNKNOWN - {e}");
+            Ok(PluginState::Unknown.exit())
+        }
+        ok => ok,
+    }
+}
+
+async fn audit(args: &CheckArgs) -> Result<Exit, CliError> {
     let domains = args
         .domains
         .iter()
@@ -78,6 +94,10 @@ pub async fn run(args: &CheckArgs) -> Result<Exit, CliError> {
         save_evidence(path, &evidence)?;
     }
     warn_dead_resolver(&evidence, &info.resolvers);
+    if args.report.format == Some(Format::Nagios) {
+        let policy = args.report.nagios_policy();
+        return Ok(overall(audits.iter().map(|a| domain_state(a, &policy))).exit());
+    }
     // With --no-smtp the missing SMTP part is asked for, not a failure to test.
     Ok(args.report.policy(!args.net.no_smtp).judge(&audits))
 }

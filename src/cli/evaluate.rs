@@ -21,6 +21,11 @@ pub struct EvaluateArgs {
 }
 
 pub fn run(args: &EvaluateArgs) -> Result<Exit, CliError> {
+    if args.report.format == Some(Format::Nagios) {
+        return Err(CliError::usage(
+            "--format nagios is for `check` (a monitoring plugin checks live)",
+        ));
+    }
     let opts = args.eval.options()?;
     let text = read_input(&args.file)?;
     let evidence = parse_evidence(&text)

@@ -17,6 +17,12 @@ pub enum Exit {
     Incomplete = 3,
     /// preflight: not yet safe, wait (the report says until when).
     Wait = 4,
+    /// `watch`, `history`: the database is locked by another process
+    /// (another watch on it): try again later, or use another database.
+    DbLocked = 5,
+    /// `watch`, `history`: the database cannot be used: read-only, disk
+    /// full, damaged, or from a newer dane-audit.
+    DbUnusable = 6,
     /// Interrupted (Ctrl-C) after flushing what was done.
     Interrupted = 130,
 }
@@ -36,6 +42,10 @@ pub enum CliError {
     /// input (the trust anchor cannot be fetched, no runtime) (exit 3).
     #[error("{0}")]
     Incomplete(String),
+    /// The history database cannot be used (exit 5 when another process
+    /// holds it, else 6).
+    #[error(transparent)]
+    Database(#[from] crate::watch::db::DbError),
     /// The reader of standard output went away (`| head`): not an error
     /// (exit 0, nothing printed), as Unix tools do.
     #[error("")]
@@ -66,6 +76,8 @@ impl CliError {
         match self {
             CliError::Usage(_) | CliError::Output { .. } => Exit::Usage,
             CliError::Incomplete(_) => Exit::Incomplete,
+            CliError::Database(e) if e.is_locked() => Exit::DbLocked,
+            CliError::Database(_) => Exit::DbUnusable,
             CliError::BrokenPipe => Exit::Ok,
         }
     }
@@ -75,6 +87,39 @@ impl CliError {
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         CliError::output("standard output", e)
+    }
+}
+
+/// Monitoring-plugin states: the exit codes of `check --format nagios`
+/// (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, as the Nagios plugin
+/// guidelines have them), the one mode whose codes mean this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PluginState {
+    Ok,
+    Unknown,
+    Warning,
+    Critical,
+}
+
+impl PluginState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginState::Ok => "OK",
+            PluginState::Warning => "WARNING",
+            PluginState::Critical => "CRITICAL",
+            PluginState::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The process exit for this state: the same numbers as [`Exit`]'s
+    /// `Ok`, `Findings`, `Usage` and `Incomplete`, read the plugin way.
+    pub fn exit(self) -> Exit {
+        match self {
+            PluginState::Ok => Exit::Ok,
+            PluginState::Warning => Exit::Findings,
+            PluginState::Critical => Exit::Usage,
+            PluginState::Unknown => Exit::Incomplete,
+        }
     }
 }
 

@@ -1,14 +1,23 @@
 //! Command-line interface: parsed arguments, resolved and dispatched.
 
 pub mod check;
+pub mod deploy;
+pub mod diff;
 pub mod evaluate;
 pub mod exit;
 pub mod explain;
+pub mod history;
+pub mod meta;
 pub mod net_args;
+pub mod new_cert;
+pub mod polite_args;
 pub mod preflight;
+pub mod publish;
 pub mod report_args;
+pub mod rollover;
 pub mod scan;
 pub mod tlsa;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -20,19 +29,30 @@ Exit codes:
   1  findings at or above --fail-on (preflight: unsafe)
   2  usage, input or output error
   3  some targets could not be tested (incomplete)
-  4  preflight: not yet safe, wait
-  130 interrupted";
+  4  preflight, rollover: not yet safe, wait
+  5  watch, history: the database is locked by another process
+  6  watch, history: the database cannot be used (read-only, disk full, damaged)
+  130 interrupted
+check --format nagios exits as a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "dane-audit",
-    version,
     about = "Audit DANE for SMTP (RFC 6698, 7671, 7672): DNSSEC, TLSA and STARTTLS, with fixes",
-    after_help = EXIT_CODES
+    after_help = EXIT_CODES,
+    disable_version_flag = true,
+    arg_required_else_help = true
 )]
 pub struct Cli {
+    /// Print the version and the git revision it was built from.
+    #[arg(short = 'V', long)]
+    pub version: bool,
+    /// With --version: also the DNS and TLS library versions and the
+    /// built-in trust anchor's key tags.
+    #[arg(long, requires = "version")]
+    pub verbose: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -56,18 +76,50 @@ pub enum Command {
     /// Is it safe to deploy this new certificate now? (TLSA published on every
     /// server, TTL passed, current certificate still matching.)
     Preflight(Box<preflight::PreflightArgs>),
+    /// Do the rollover: publish the new records by RFC 2136 UPDATE, wait for
+    /// every server and cache, deploy, verify, retire the old records.
+    Rollover(Box<rollover::RolloverArgs>),
+    /// Add a new certificate's TLSA records, or remove the records that match
+    /// nothing served (RFC 2136 UPDATE, TSIG-signed): a rollover's first or last step.
+    Publish(Box<publish::PublishArgs>),
+    /// Print a shell completion script (source it, or install it where your
+    /// shell looks for completions).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (dane-audit.1, dane-audit-SUBCOMMAND.1) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: std::path::PathBuf },
+    /// Keep auditing domains: history in SQLite, change and expiry alerts
+    /// (webhook, hook), Prometheus /metrics.
+    Watch(Box<watch::WatchArgs>),
+    /// Verdict and finding changes of a watched domain, from the database.
+    History(history::HistoryArgs),
+    /// Compare two scan outputs: verdict transitions, findings gained and lost.
+    Diff(diff::DiffArgs),
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
     let stdout = &mut std::io::stdout();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return meta::print_version(cli.verbose, stdout);
+    };
+    match command {
         Command::Check(a) => runtime()?.block_on(check::run(&a)),
         Command::Evaluate(a) => evaluate::run(&a),
         Command::Explain { code, list } => explain::run(code.as_deref(), list, stdout),
         Command::Tlsa(a) => tlsa::run(&a, stdout),
         Command::Scan(a) => runtime()?.block_on(scan::run(&a)),
         Command::Preflight(a) => runtime()?.block_on(preflight::run(&a)),
+        Command::Rollover(a) => runtime()?.block_on(rollover::run(&a)),
+        Command::Publish(a) => runtime()?.block_on(publish::run(&a)),
+        Command::Completions { shell } => meta::completions(shell, stdout),
+        Command::Manpages { dir } => meta::manpages(&dir),
+        Command::Watch(a) => runtime()?.block_on(watch::run(&a)),
+        Command::History(a) => history::run(&a, stdout),
+        Command::Diff(a) => diff::run(&a),
     }
 }
 

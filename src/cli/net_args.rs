@@ -10,7 +10,7 @@ use crate::dns::{
     DnsCollector, DnsConfig, DnsSetupError, Resolution, TrustAnchorSource, parse_resolver,
     resolvers_from_resolv_conf,
 };
-use crate::smtp::{SmtpConfig, SmtpProber, Timeouts};
+use crate::smtp::{KeyTypes, SmtpConfig, SmtpProber, Timeouts};
 
 use super::exit::CliError;
 
@@ -69,6 +69,13 @@ pub struct NetArgs {
     /// SMTP port (for test beds only; real MX hosts listen on 25).
     #[arg(long, default_value_t = 25, hide = true)]
     pub smtp_port: u16,
+    /// Server key types to ask for, one handshake each on its own
+    /// connection, offering only that type's signature algorithms: `all`
+    /// (ecdsa, rsa, ed25519), `negotiated` (the default offer only), or a
+    /// list such as `rsa,ecdsa`. A server with an RSA and an ECDSA
+    /// certificate presents each to different senders.
+    #[arg(long, value_name = "all|negotiated|LIST", default_value = "all")]
+    pub key_types: String,
 }
 
 impl NetArgs {
@@ -138,7 +145,28 @@ impl NetArgs {
             })
     }
 
+    /// The parsed `--key-types`.
+    pub fn key_types(&self) -> Result<KeyTypes, CliError> {
+        KeyTypes::parse(&self.key_types).map_err(|e| CliError::usage(format!("--key-types: {e}")))
+    }
+
+    /// As [`NetArgs::smtp`], with a probe's further connections to one
+    /// address spaced to `per_address_rate` per second (0: not spaced), as a
+    /// scan's `--per-ip-rate` spaces probes.
+    pub fn smtp_paced(&self, per_address_rate: f64) -> Result<Option<SmtpProber>, CliError> {
+        let gap = if per_address_rate > 0.0 && per_address_rate.is_finite() {
+            Duration::from_secs_f64(1.0 / per_address_rate)
+        } else {
+            Duration::ZERO
+        };
+        self.smtp_with_gap(gap)
+    }
+
     pub fn smtp(&self) -> Result<Option<SmtpProber>, CliError> {
+        self.smtp_with_gap(Duration::ZERO)
+    }
+
+    fn smtp_with_gap(&self, connection_gap: Duration) -> Result<Option<SmtpProber>, CliError> {
         if self.no_smtp {
             return Ok(None);
         }
@@ -153,6 +181,8 @@ impl NetArgs {
                 handshake: phase,
                 ..Timeouts::default()
             },
+            key_types: self.key_types()?,
+            connection_gap,
             ..SmtpConfig::default()
         };
         SmtpProber::new(cfg).map(Some).map_err(CliError::usage)

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use crate::collect::plan::ProbePolicy;
 use crate::collect::{Collector, POLL_PROBE_REUSE, ProbeReuse};
-use crate::core::cert::{CertInfo, PemItem, read_pem_or_der};
 use crate::core::evidence::{CollectorInfo, Evidence, Outcome, Timestamp, parse_evidence};
 use crate::core::rollover::{
     self, CandidateRecord, Decision, NewCertificate, Readiness, STATE_SCHEMA_VERSION, State,
@@ -22,11 +21,13 @@ use crate::domain::normalize_domain;
 use crate::duration::parse_duration;
 use crate::report::rollover as rollover_report;
 use crate::report::{Format, RunInfo};
+use crate::statefile::write_json_atomically;
 use crate::zonefile::{self, Fault};
 
 use super::check::save_evidence;
 use super::exit::{CliError, Exit};
 use super::net_args::NetArgs;
+use super::new_cert::NewCertArgs;
 use super::report_args::now;
 
 #[derive(clap::Args, Debug)]
@@ -38,16 +39,8 @@ pub struct PreflightArgs {
     /// The mail domain whose MX hosts will serve the new certificate.
     #[arg(value_name = "DOMAIN")]
     pub domain: String,
-    /// The new certificate (PEM or DER), optionally followed by its chain
-    /// (a full-chain file) and preceded by its key (a Postfix chain file).
-    #[arg(long, value_name = "NEW.pem")]
-    pub cert: PathBuf,
-    /// The CA certificates the server will send with NEW (PEM), leaf's issuer first.
-    #[arg(long, value_name = "CHAIN.pem")]
-    pub chain: Option<PathBuf>,
-    /// NEW's private key: checked to belong to the certificate.
-    #[arg(long, value_name = "NEW.key")]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub new: NewCertArgs,
     /// Check this host only (repeatable), instead of every MX host.
     #[arg(long = "host", value_name = "NAME")]
     pub hosts: Vec<String>,
@@ -100,86 +93,9 @@ pub struct PreflightArgs {
 }
 
 /// Default for `--max-wait`.
-const MAX_WAIT_DEFAULT: u64 = 24 * 3600;
+pub(super) const MAX_WAIT_DEFAULT: u64 = 24 * 3600;
 
-fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))
-}
-
-fn certs_of(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CliError> {
-    let items =
-        read_pem_or_der(bytes).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
-    let certs: Vec<Vec<u8>> = items
-        .into_iter()
-        .filter_map(|i| match i {
-            PemItem::Cert(d) => Some(d),
-            PemItem::PublicKey(_) => None,
-        })
-        .collect();
-    if certs.is_empty() {
-        return Err(CliError::usage(format!(
-            "{}: no certificate found (a public key alone is not enough: DANE-TA needs the certificate)",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
-
-/// NEW from `--cert` and `--chain`, its key checked (`--key`, or a key in
-/// the certificate file itself, as Postfix chain files hold it).
-fn load_new(args: &PreflightArgs) -> Result<NewCertificate, CliError> {
-    let cert_bytes = read(&args.cert)?;
-    let mut ders = certs_of(&args.cert, &cert_bytes)?;
-    if let Some(p) = &args.chain {
-        let bytes = read(p)?;
-        for d in certs_of(p, &bytes)? {
-            if !ders.contains(&d) {
-                ders.push(d);
-            }
-        }
-    }
-    let new = NewCertificate::from_ders(&ders)
-        .ok_or_else(|| CliError::usage(format!("{}: no certificate found", args.cert.display())))?;
-    match &args.key {
-        Some(p) => check_key(p, &read(p)?, new.leaf(), true, &args.cert)?,
-        None => check_key(&args.cert, &cert_bytes, new.leaf(), false, &args.cert)?,
-    }
-    Ok(new)
-}
-
-/// Checks that a private key belongs to NEW (same public key).
-fn check_key(
-    path: &Path,
-    bytes: &[u8],
-    leaf: &CertInfo,
-    required: bool,
-    cert: &Path,
-) -> Result<(), CliError> {
-    use rustls_pki_types::PrivateKeyDer;
-    use rustls_pki_types::pem::PemObject;
-    let key = match PrivateKeyDer::from_pem_slice(bytes) {
-        Ok(k) => k,
-        Err(_) if !required => return Ok(()),
-        Err(_) => PrivateKeyDer::try_from(bytes.to_vec())
-            .map_err(|_| CliError::usage(format!("{}: no private key found", path.display())))?,
-    };
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| {
-        CliError::usage(format!(
-            "{}: the private key cannot be used: {e}",
-            path.display()
-        ))
-    })?;
-    if let (Some(spki), Some(want)) = (signer.public_key(), leaf.spki.as_deref())
-        && spki.as_ref() != want
-    {
-        return Err(CliError::usage(format!(
-            "{} does not belong to the certificate in {} (the public keys differ)",
-            path.display(),
-            cert.display()
-        )));
-    }
-    Ok(())
-}
+use super::new_cert::read;
 
 /// The candidate RRset from `--tlsa` and `--tlsa-file`.
 fn load_candidate(args: &PreflightArgs) -> Result<Option<Vec<CandidateRecord>>, CliError> {
@@ -281,32 +197,8 @@ fn read_state(path: &Path) -> Result<State, CliError> {
     }
 }
 
-/// Writes the state next to its final name, then renames it into place,
-/// so a reader (or a crash) never sees half a file.
 fn write_state(path: &Path, state: &State) -> Result<(), CliError> {
-    let err = |e: std::io::Error| CliError::output(path.display(), e);
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "state".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let text = serde_json::to_string_pretty(state).map_err(CliError::usage)?;
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.write_all(b"\n"))
-        .and_then(|_| f.sync_all())
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(e)
-        })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })
+    write_json_atomically(path, state).map_err(|e| CliError::output(path.display(), e))
 }
 
 /// Everything checked before any network work: a usage error costs nothing.
@@ -348,7 +240,7 @@ fn prepare(args: &PreflightArgs) -> Result<Prepared, CliError> {
     Ok(Prepared {
         domain,
         hosts,
-        new: load_new(args)?,
+        new: args.new.load()?,
         candidate: load_candidate(args)?,
         published_before,
         state: match &args.state {
@@ -718,20 +610,5 @@ mod tests {
         assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
         std::fs::write(&path, "{not json").unwrap();
         assert!(read_state(&path).is_err());
-    }
-
-    #[test]
-    fn key_must_belong_to_the_certificate() {
-        let certs = format!("{}/testdata/certs", env!("CARGO_MANIFEST_DIR"));
-        let leaf = CertInfo::parse(&std::fs::read(format!("{certs}/leaf-rsa.der")).unwrap());
-        let own = std::fs::read(format!("{certs}/leaf-rsa.key")).unwrap();
-        let other = std::fs::read(format!("{certs}/leaf-ec.key")).unwrap();
-        let p = Path::new("k");
-        assert!(check_key(p, &own, &leaf, true, p).is_ok());
-        let e = check_key(p, &other, &leaf, true, p).unwrap_err();
-        assert!(e.to_string().contains("does not belong"), "{e}");
-        assert!(check_key(p, b"garbage", &leaf, true, p).is_err());
-        // No key in a certificate-only file: nothing to check.
-        assert!(check_key(p, b"-----BEGIN CERTIFICATE-----", &leaf, false, p).is_ok());
     }
 }

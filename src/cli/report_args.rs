@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::core::EvalOptions;
 use crate::core::evidence::Timestamp;
 use crate::core::finding::Severity;
-use crate::report::{self, Format, RunInfo, Sink};
+use crate::report::{self, Format, NagiosPolicy, NagiosSink, RunInfo, Sink};
 
 use super::exit::{CliError, Policy};
 
@@ -116,6 +116,16 @@ impl ReportArgs {
         }
     }
 
+    /// `--format nagios`: CRITICAL at `--fail-on`, and for `not-dane` or
+    /// `partial` with `--require-dane`.
+    pub fn nagios_policy(&self) -> NagiosPolicy {
+        let p = self.policy(true);
+        NagiosPolicy {
+            critical_at: p.fail_on,
+            require_dane: p.require_dane,
+        }
+    }
+
     pub fn fail_on_name(&self) -> String {
         format!("{:?}", self.fail_on).to_lowercase()
     }
@@ -149,7 +159,10 @@ impl ReportArgs {
             }
             None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
         };
-        let mut sink = report::sink(format, out, self.color(terminal));
+        let mut sink = match format {
+            Format::Nagios => Box::new(NagiosSink::new(out, self.nagios_policy())),
+            f => report::sink(f, out, self.color(terminal)),
+        };
         sink.begin(run)?;
         Ok(sink)
     }

@@ -11,16 +11,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::collect::polite::Politeness;
-use crate::collect::{Collector, ProbeReuse, SharingStats};
-use crate::dns::{DnsCollector, DnsConfig, DnsSetupError};
+use crate::collect::SharingStats;
 use crate::report::{self, Format, OUTPUT_SCHEMA_VERSION, RunInfo, TOOL};
 use crate::scan::resume::{self, DoneLines, Sidecar};
 use crate::scan::{Counts, EvalSpec, Job, Shard, Tally};
-use crate::skip::SkipList;
 
 use super::exit::{CliError, Exit};
 use super::net_args::NetArgs;
+use super::polite_args::{PoliteArgs, read_skip_list, shared_collector, shared_dns};
 use super::report_args::{EvalArgs, ReportArgs, now};
 
 #[derive(clap::Args, Debug)]
@@ -40,19 +38,8 @@ pub struct ScanArgs {
     /// Domains started per second, all together (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 0.0)]
     pub rate: f64,
-    /// SMTP connections at once to one destination address.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub per_ip_connections: usize,
-    /// New SMTP connections per second to one destination address (0: no limit).
-    #[arg(long, value_name = "N", default_value_t = 2.0)]
-    pub per_ip_rate: f64,
-    /// New SMTP connections per second, all destinations together (0: no limit).
-    #[arg(long, value_name = "N", default_value_t = 0.0)]
-    pub connection_rate: f64,
-    /// Never contact these: one domain (with its subdomains), MX host name,
-    /// address or CIDR prefix per line.
-    #[arg(long, value_name = "FILE")]
-    pub skip: Option<PathBuf>,
+    #[command(flatten)]
+    pub polite: PoliteArgs,
     /// Continue the scan in OUT (-o): lines it holds are not done again; a
     /// record cut off by a kill is redone. Refused if the settings differ.
     #[arg(long, requires = "output")]
@@ -72,24 +59,13 @@ pub struct ScanArgs {
     /// back is audited again.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub dedup_window: usize,
-    /// MX hosts whose DNS evidence is kept for reuse by other domains.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
-    pub host_cache: usize,
-    /// STARTTLS probe results (per address and SNI) kept for reuse.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
-    pub probe_cache: usize,
-    /// DNS answers (and validated RRsets) kept for reuse; the oldest go first.
-    #[arg(long, value_name = "N", default_value_t = DNS_CACHE)]
-    pub dns_cache: usize,
     /// Seconds that audits in flight may still finish after Ctrl-C (a second Ctrl-C stops at once).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub grace: u64,
 }
 
-/// Default of `--dns-cache`: enough for the zones and hosts shared by many
-/// domains; per-domain answers are rarely asked twice, so a bigger cache
-/// would only grow memory with the input.
-pub const DNS_CACHE: usize = 5_000;
+/// Default of `--dns-cache` (shared with `watch`).
+pub use super::polite_args::DNS_CACHE;
 
 /// The settings that decide what a record says (the resume guard).
 #[derive(Serialize)]
@@ -105,6 +81,7 @@ struct RecordSettings<'a> {
     smtp: bool,
     all_hosts: bool,
     smtp_port: u16,
+    key_types: String,
     at: Option<&'a str>,
     days: Option<u32>,
     sig_warn_days: u32,
@@ -118,6 +95,7 @@ fn format_name(f: Format) -> &'static str {
         Format::Csv => "csv",
         Format::Json => "json",
         Format::Text => "text",
+        Format::Nagios => "nagios",
     }
 }
 
@@ -202,7 +180,7 @@ struct ScanSummary<'a> {
 
 pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     let format = args.report.format.unwrap_or(Format::Ndjson);
-    if format == Format::Text {
+    if matches!(format, Format::Text | Format::Nagios) {
         return Err(CliError::usage(
             "scan writes --format ndjson (default), csv or json",
         ));
@@ -215,33 +193,20 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     if args.concurrency == 0 {
         return Err(CliError::usage("--concurrency must be at least 1"));
     }
-    for (name, v) in [
-        ("--rate", args.rate),
-        ("--per-ip-rate", args.per_ip_rate),
-        ("--connection-rate", args.connection_rate),
-    ] {
-        if !v.is_finite() || v < 0.0 {
-            return Err(CliError::usage(format!(
-                "{name} must be a number of at least 0 (0: no limit)"
-            )));
-        }
+    if !args.rate.is_finite() || args.rate < 0.0 {
+        return Err(CliError::usage(
+            "--rate must be a number of at least 0 (0: no limit)",
+        ));
     }
+    let limits = args.polite.limits();
+    limits.check()?;
     let shard = args
         .shard
         .as_deref()
         .map(|s| Shard::parse(s, |k| std::env::var(k).ok()))
         .transpose()
         .map_err(CliError::usage)?;
-    let (skip, skip_hash) = match &args.skip {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| CliError::usage(format!("cannot read {}: {e}", p.display())))?;
-            let list = SkipList::parse(&text)
-                .map_err(|e| CliError::usage(format!("{}: {e}", p.display())))?;
-            (list, Some(hex::encode(Sha256::digest(text.as_bytes()))))
-        }
-        None => (SkipList::default(), None),
-    };
+    let (skip, skip_hash) = read_skip_list(args.polite.skip.as_deref())?;
     // Validates --at/--days (the time itself is taken per domain).
     let opts = args.eval.options()?;
     let eval = EvalSpec {
@@ -251,18 +216,8 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         accept_nexthop_name: args.eval.accept_nexthop_name,
     };
     let input = open_input(&args.input)?;
-    let cache = args.dns_cache.max(16);
-    let dns_cfg = DnsConfig {
-        skip: Arc::new(skip.clone()),
-        ..args.net.dns_config()?
-    };
-    let dns = DnsCollector::with_cache_sizes(dns_cfg, cache, cache)
-        .await
-        .map_err(|e| match e {
-            DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),
-            e => CliError::usage(e.to_string()),
-        })?;
-    let smtp = args.net.smtp()?;
+    let dns = shared_dns(&args.net, &skip, limits.dns_cache).await?;
+    let smtp = args.net.smtp_paced(limits.per_ip_rate)?;
     let info = dns.collector_info();
 
     let anchor_hash = match &args.net.trust_anchor {
@@ -284,6 +239,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         smtp: !args.net.no_smtp,
         all_hosts: args.net.all_hosts,
         smtp_port: args.net.smtp_port,
+        key_types: args.net.key_types()?.as_string(),
         at: args.eval.at.as_deref(),
         days: args.eval.days,
         sig_warn_days: args.eval.sig_warn_days,
@@ -401,17 +357,13 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         sink.begin(&run_info)?;
     }
 
-    let collector = Arc::new(
-        Collector::new(dns, smtp, args.net.probe_policy())
-            .with_politeness(Politeness::new(
-                args.per_ip_connections.max(1),
-                args.per_ip_rate,
-                args.connection_rate,
-            ))
-            .with_skip(skip)
-            .sharing_hosts(args.host_cache.max(1))
-            .sharing_probes(args.probe_cache.max(1), ProbeReuse::Bulk),
-    );
+    let collector = Arc::new(shared_collector(
+        dns,
+        smtp,
+        args.net.probe_policy(),
+        &limits,
+        skip,
+    ));
     let job = Job {
         input: input.reader,
         input_size: input.size,

@@ -71,18 +71,11 @@ pub fn probe_plan(
 /// The evidence entry for an address that was deliberately not probed.
 pub fn not_probed(address: IpAddr, port: u16, why: String) -> SmtpProbe {
     SmtpProbe {
-        address,
-        port,
-        elapsed_ms: 0,
-        greeting: None,
-        ehlo: None,
-        starttls: None,
-        tls: None,
-        chain: Vec::new(),
         failure: Some(SmtpFailure {
             phase: SmtpPhase::Connect,
             kind: SmtpFailureKind::NotProbed,
             detail: why,
         }),
+        ..SmtpProbe::unprobed(address, port)
     }
 }

@@ -130,8 +130,38 @@ pub struct AddressAudit {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsInfo>,
     pub chain: Vec<CertView>,
-    /// Records that authenticated this address.
+    /// Records that authenticated this address: every chain it presents is
+    /// authenticated by these together; empty when some chain is not.
     pub authenticated_by: Vec<String>,
+    /// What the server presented to each key type asked for, when the probe
+    /// asked (`--key-types`); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_types: Vec<KeyTypeView>,
+}
+
+/// The certificate one server key type gets at an address.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyTypeView {
+    /// The key type presented (`ECDSA`, `RSA`, `Ed25519`); for a handshake
+    /// that got none, what it asked for (`RSA or Ed25519`, `any key type`).
+    pub key_type: String,
+    /// `negotiated` (the default offer), `handshake` (an offer of only this
+    /// key type's signature algorithms) or `legacy-hello`.
+    pub via: &'static str,
+    /// Whether the server presented a certificate of this key type.
+    pub offered: bool,
+    /// The TLS parameters, or why nothing was presented.
+    pub detail: String,
+    /// Whether the TLSA records authenticate this chain (absent where DANE
+    /// does not apply or nothing was presented).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<bool>,
+    /// When the chain is one shown already: `address` (the address's
+    /// `chain`) or the key type whose chain it equals. `chain` is then empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_chain_as: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<CertView>,
 }
 
 #[derive(Clone, Debug, Serialize)]

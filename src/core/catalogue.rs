@@ -101,6 +101,7 @@ pub fn entry(code: Code) -> &'static Entry {
         Code::TlsaWrongEncoding => &TLSA_WRONG_ENCODING,
         Code::TlsaWrongUsage => &TLSA_WRONG_USAGE,
         Code::TlsaNoMatch => &TLSA_NO_MATCH,
+        Code::TlsaKeyTypeUncovered => &TLSA_KEY_TYPE_UNCOVERED,
         Code::TlsaStale => &TLSA_STALE,
         Code::DaneTaNotInChain => &DANE_TA_NOT_IN_CHAIN,
         Code::DaneTaChainInvalid => &DANE_TA_CHAIN_INVALID,
@@ -118,6 +119,7 @@ pub fn entry(code: Code) -> &'static Entry {
         Code::StarttlsRefused => &STARTTLS_REFUSED,
         Code::StarttlsInjection => &STARTTLS_INJECTION,
         Code::TlsHandshakeFailed => &TLS_HANDSHAKE_FAILED,
+        Code::TlsLegacyOnly => &TLS_LEGACY_ONLY,
         Code::AddressesDisagree => &ADDRESSES_DISAGREE,
         Code::CertExpiredDaneEe => &CERT_EXPIRED_DANE_EE,
         Code::PartialCoverage => &PARTIAL_COVERAGE,
@@ -490,6 +492,19 @@ static TLSA_NO_MATCH: Entry = e(
      the rollover done before steps 2 and 3).",
 )
 .rpt("validation-failure");
+static TLSA_KEY_TYPE_UNCOVERED: Entry = e(
+    Critical,
+    "the certificate served for one key type is not covered by any usable TLSA record",
+    "Publish a `3 1 1` record for that key too (or a `2 1 1` for a CA that issued every certificate the server presents), wait for the TLSA TTL; or stop serving the uncovered certificate.",
+    "RFC 7672 §3, RFC 7671 §8",
+    "A server with an RSA and an ECDSA certificate (Postfix's `smtpd_tls_cert_file` \
+     and `smtpd_tls_eccert_file`) presents one or the other depending on the \
+     signature algorithms a sender offers. Senders that get the certificate no \
+     record matches cannot authenticate the server and defer mail, while senders \
+     that get the other one deliver: a check with a single client configuration \
+     misses it. dane-audit makes one handshake per key type (`--key-types`).",
+)
+.rpt("validation-failure");
 static TLSA_STALE: Entry = e(
     Notice,
     "a TLSA record matches nothing the server sends, while another record does",
@@ -653,8 +668,24 @@ static TLS_HANDSHAKE_FAILED: Entry = e(
     "the TLS handshake failed",
     "Enable TLS 1.2 or 1.3 with ECDHE and AEAD cipher suites, and check the certificate and key files.",
     "RFC 7672 §3, RFC 8996",
-    "The server accepted STARTTLS but no TLS session could be established (old \
-     protocol versions only, no common cipher, a broken key, or a connection reset).",
+    "The server accepted STARTTLS but no TLS session could be established (no common \
+     protocol version or cipher, a broken key, or a connection reset). A server that \
+     a legacy ClientHello still reaches is reported as `tls-legacy-only` instead.",
+)
+.or(Notice)
+.rpt("validation-failure");
+static TLS_LEGACY_ONLY: Entry = e(
+    Critical,
+    "the server accepts only legacy TLS (TLS 1.0/1.1, or only CBC or RSA key-exchange suites)",
+    "Enable TLS 1.2 and 1.3 with ECDHE and AEAD cipher suites (in Postfix: do not restrict `smtpd_tls_protocols` or the cipher lists, and drop `@SECLEVEL=0`).",
+    "RFC 7672 §3, RFC 8996, RFC 9325",
+    "The server shares no protocol version or cipher suite with a modern TLS client, \
+     so senders that require TLS 1.2 with ECDHE and AEAD (RFC 9325; rustls-based \
+     MTAs; OpenSSL 3 at its default security level for TLS 1.0/1.1) cannot start TLS, \
+     and DANE senders among them defer mail. dane-audit still reads the certificate \
+     chain, which such servers send in clear, with a legacy ClientHello, and matches \
+     it against the TLSA records for the senders that can still negotiate; no \
+     handshake is completed, so the chain is not proven to belong to the server.",
 )
 .or(Notice)
 .rpt("validation-failure");

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256, Sha512};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::evidence::Timestamp;
+use super::evidence::{KeyType, Timestamp};
 use super::tlsa::{MatchingType, Selector};
 
 #[derive(Clone, Debug)]
@@ -96,12 +96,42 @@ impl CertInfo {
         }
     }
 
+    /// The family of the certificate's key: what a client's signature
+    /// algorithms select (`None` for other keys or an unparsable certificate).
+    pub fn key_type(&self) -> Option<KeyType> {
+        key_type_of_spki(self.spki.as_deref()?)
+    }
+
     /// A short label for reports: the CN when there is one, else the subject.
     pub fn label(&self) -> String {
         self.display_cn
             .clone()
             .unwrap_or_else(|| self.subject.clone())
     }
+}
+
+/// The key type of a DER SubjectPublicKeyInfo, from its algorithm OID.
+pub fn key_type_of_spki(spki: &[u8]) -> Option<KeyType> {
+    use x509_parser::oid_registry::{
+        OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_RSASSAPSS, OID_SIG_ED25519,
+    };
+    let (_, k) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).ok()?;
+    let oid = &k.algorithm.algorithm;
+    if *oid == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        Some(KeyType::Ecdsa)
+    } else if *oid == OID_PKCS1_RSAENCRYPTION || *oid == OID_PKCS1_RSASSAPSS {
+        Some(KeyType::Rsa)
+    } else if *oid == OID_SIG_ED25519 {
+        Some(KeyType::Ed25519)
+    } else {
+        None
+    }
+}
+
+/// The key type of a DER certificate's key.
+pub fn key_type_of_cert(der: &[u8]) -> Option<KeyType> {
+    let (_, c) = X509Certificate::from_der(der).ok()?;
+    key_type_of_spki(c.public_key().raw)
 }
 
 /// Applies a TLSA matching type to association data.
@@ -203,4 +233,27 @@ fn parse_pem(bytes: &[u8]) -> Result<Vec<PemItem>, String> {
         return Err("no CERTIFICATE or PUBLIC KEY block found".into());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn der(name: &str) -> Vec<u8> {
+        let path = format!("{}/testdata/certs/{name}.der", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn key_types_of_the_test_certificates() {
+        assert_eq!(key_type_of_cert(&der("leaf-rsa")), Some(KeyType::Rsa));
+        assert_eq!(key_type_of_cert(&der("leaf-ec")), Some(KeyType::Ecdsa));
+        assert_eq!(
+            CertInfo::parse(&der("int-ca")).key_type(),
+            Some(KeyType::Rsa)
+        );
+        assert_eq!(key_type_of_spki(&der("leaf-ec.pub")), Some(KeyType::Ecdsa));
+        assert_eq!(key_type_of_cert(b"not a certificate"), None);
+        assert_eq!(CertInfo::parse(b"junk").key_type(), None);
+    }
 }

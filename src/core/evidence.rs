@@ -674,6 +674,145 @@ pub struct SmtpProbe {
     /// `None` when the handshake completed.
     #[serde(default)]
     pub failure: Option<SmtpFailure>,
+    /// Further handshakes on new connections, one per server key type (and,
+    /// for a server no modern client can negotiate with, legacy ClientHellos):
+    /// a server with an RSA and an ECDSA certificate presents one or the other
+    /// depending on the client's signature algorithms, and DANE senders of
+    /// both kinds must be able to authenticate it. The fields above stay the
+    /// result of the default offer. Empty in evidence from before this field,
+    /// and with `--key-types negotiated`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_types: Vec<KeyTypeProbe>,
+}
+
+/// The family of a server certificate's key, which a client selects through
+/// the signature algorithms it offers (RFC 8446 §4.2.3, RFC 5246 §7.4.1.4.1).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    Ecdsa,
+    Rsa,
+    Ed25519,
+}
+
+impl KeyType {
+    pub const ALL: [KeyType; 3] = [KeyType::Ecdsa, KeyType::Rsa, KeyType::Ed25519];
+
+    /// The name people know it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Ecdsa => "ECDSA",
+            KeyType::Rsa => "RSA",
+            KeyType::Ed25519 => "Ed25519",
+        }
+    }
+
+    /// Parses `ecdsa`, `rsa` or `ed25519` (any case).
+    pub fn from_name(s: &str) -> Option<KeyType> {
+        KeyType::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a server chose in answer to a legacy ClientHello (TLS 1.0 to 1.2,
+/// CBC and RSA key-exchange suites), read from its ServerHello. No handshake
+/// was completed: the connection was closed after the server's Certificate
+/// message, which TLS 1.2 and below send in clear.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LegacyHello {
+    /// `TLSv1.0`, `TLSv1.1` or `TLSv1.2` (or the version number in hex).
+    pub version: String,
+    /// The IANA name of the chosen suite (or its number in hex).
+    pub cipher: String,
+}
+
+impl LegacyHello {
+    /// Whether a client limited to TLS 1.2+ with ECDHE and AEAD suites (as
+    /// rustls, and senders that follow RFC 9325) can negotiate what the
+    /// server chose. When it can, the server is not legacy-only: the default
+    /// handshake failed for another reason.
+    pub fn modern(&self) -> bool {
+        let aead = self.cipher.contains("_GCM_") || self.cipher.contains("_CHACHA20_");
+        matches!(self.version.as_str(), "TLSv1.2" | "TLSv1.3")
+            && self.cipher.starts_with("TLS_ECDHE_")
+            && aead
+    }
+}
+
+/// One further handshake of a [`SmtpProbe`]: a new connection whose client
+/// offered only some key types' signature algorithms (for a legacy hello,
+/// their cipher suites), to see whether the server presents a certificate of
+/// one of them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyTypeProbe {
+    /// The key types asked for; empty: every key type (a legacy hello under
+    /// `--key-types negotiated`).
+    #[serde(default)]
+    pub asked: Vec<KeyType>,
+    /// The key type of the certificate the server presented, if any.
+    #[serde(default)]
+    pub key_type: Option<KeyType>,
+    /// Whether the server presented a certificate of a key type asked for.
+    #[serde(default)]
+    pub offered: bool,
+    /// The completed handshake, if one completed.
+    #[serde(default)]
+    pub tls: Option<TlsInfo>,
+    /// Set when the chain came from a legacy ClientHello (no handshake completed).
+    #[serde(default)]
+    pub legacy: Option<LegacyHello>,
+    /// The certificates as sent, leaf first; empty when not offered.
+    #[serde(default)]
+    pub chain: Vec<Der>,
+    /// Why no certificate of these key types was obtained (the server has
+    /// none, or the connection failed); not a finding by itself.
+    #[serde(default)]
+    pub failure: Option<SmtpFailure>,
+}
+
+impl KeyTypeProbe {
+    /// A further handshake asking for `asked` before anything happened.
+    pub fn new(asked: Vec<KeyType>) -> KeyTypeProbe {
+        KeyTypeProbe {
+            asked,
+            key_type: None,
+            offered: false,
+            tls: None,
+            legacy: None,
+            chain: Vec::new(),
+            failure: None,
+        }
+    }
+
+    /// The same, ended by `f` (not offered, or the connection failed).
+    pub fn failed(mut self, f: SmtpFailure) -> KeyTypeProbe {
+        self.offered = false;
+        self.chain.clear();
+        self.failure = Some(f);
+        self
+    }
+
+    /// The chain this handshake contributes, if it got one of a key type asked for.
+    pub fn presented(&self) -> Option<&[Der]> {
+        (self.offered && self.failure.is_none() && !self.chain.is_empty())
+            .then_some(self.chain.as_slice())
+    }
+
+    /// "ECDSA", "RSA or Ed25519", "any key type": what was asked for.
+    pub fn asked_names(&self) -> String {
+        if self.asked.is_empty() {
+            return "any key type".to_string();
+        }
+        let names: Vec<&str> = self.asked.iter().map(|k| k.as_str()).collect();
+        names.join(" or ")
+    }
 }
 
 fn default_port() -> u16 {
@@ -681,6 +820,22 @@ fn default_port() -> u16 {
 }
 
 impl SmtpProbe {
+    /// A probe of `address` before anything happened: no replies, no TLS.
+    pub fn unprobed(address: IpAddr, port: u16) -> SmtpProbe {
+        SmtpProbe {
+            address,
+            port,
+            elapsed_ms: 0,
+            greeting: None,
+            ehlo: None,
+            starttls: None,
+            tls: None,
+            chain: Vec::new(),
+            failure: None,
+            key_types: Vec::new(),
+        }
+    }
+
     /// EHLO keywords, upper case (`STARTTLS`, `PIPELINING`, ...).
     pub fn ehlo_keywords(&self) -> Vec<String> {
         self.ehlo
@@ -805,5 +960,28 @@ mod tests {
             "3 1 1 00".parse::<NsRecord>().unwrap(),
             NsRecord::Tlsa(_)
         ));
+    }
+
+    #[test]
+    fn legacy_hellos_that_a_modern_client_could_have_negotiated() {
+        let l = |v: &str, c: &str| LegacyHello {
+            version: v.into(),
+            cipher: c.into(),
+        };
+        assert!(l("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256").modern());
+        assert!(l("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256").modern());
+        assert!(!l("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA").modern());
+        assert!(!l("TLSv1.2", "TLS_RSA_WITH_AES_128_GCM_SHA256").modern());
+        assert!(!l("TLSv1.0", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA").modern());
+    }
+
+    #[test]
+    fn old_evidence_without_key_types_still_loads() {
+        let old = r#"{"address":"192.0.2.1","tls":null,"chain":[]}"#;
+        let p: SmtpProbe = serde_json::from_str(old).unwrap();
+        assert!(p.key_types.is_empty());
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(!text.contains("key_types"), "{text}");
+        assert_eq!(KeyType::from_name(" Ed25519 "), Some(KeyType::Ed25519));
     }
 }

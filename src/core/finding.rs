@@ -9,12 +9,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::catalogue;
 
 /// How bad a finding is for mail delivery from DANE senders.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -124,6 +124,7 @@ codes! {
     TlsaWrongEncoding => "tlsa-wrong-encoding",
     TlsaWrongUsage => "tlsa-wrong-usage",
     TlsaNoMatch => "tlsa-no-match",
+    TlsaKeyTypeUncovered => "tlsa-key-type-uncovered",
     TlsaStale => "tlsa-stale",
     DaneTaNotInChain => "dane-ta-not-in-chain",
     DaneTaChainInvalid => "dane-ta-chain-invalid",
@@ -141,6 +142,7 @@ codes! {
     StarttlsRefused => "starttls-refused",
     StarttlsInjection => "starttls-injection",
     TlsHandshakeFailed => "tls-handshake-failed",
+    TlsLegacyOnly => "tls-legacy-only",
     AddressesDisagree => "addresses-disagree",
     CertExpiredDaneEe => "cert-expired-dane-ee",
     PartialCoverage => "partial-coverage",
@@ -167,6 +169,14 @@ impl FromStr for Code {
 impl Serialize for Code {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+/// Stored watch state and scan outputs name codes as text.
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

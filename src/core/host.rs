@@ -8,7 +8,7 @@ use super::cert::CertInfo;
 use super::dnssec::DnssecStatus;
 use super::evidence::{HostEvidence, Lookup, LookupMeta, Outcome, SmtpProbe};
 use super::finding::{Code, Finding, Severity};
-use super::rrset::{self, Served};
+use super::rrset::{self, ChainResult, Served};
 use super::smtp::{SmtpResult, classify};
 use super::tlsa::{MatchingType, Selector, TlsaRdata, Usability};
 use super::verdict::HostVerdict;
@@ -152,25 +152,31 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
         IpAddr::V6(_) => v6 == FamilyState::Secure,
     };
     let addresses: Vec<IpAddr> = h.a.records.iter().chain(&h.aaaa.records).copied().collect();
+    // Every distinct chain each address presents: one per key type it
+    // serves, or what the legacy hellos got from a legacy-only server.
     let chains: Vec<(IpAddr, Vec<CertInfo>)> = h
         .smtp
         .iter()
-        .filter(|p| super::smtp::completed_tls(p))
-        .map(|p| {
-            (
-                p.address,
-                p.chain.iter().map(|d| CertInfo::parse(&d.0)).collect(),
-            )
+        .flat_map(|p| {
+            super::smtp::presented(p).into_iter().map(|c| {
+                (
+                    p.address,
+                    c.chain.iter().map(|d| CertInfo::parse(&d.0)).collect(),
+                )
+            })
         })
+        .collect();
+    // Which of them DANE judges: those of addresses whose family is secure.
+    let served_at: Vec<usize> = (0..chains.len())
+        .filter(|i| family_secure(&chains[*i].0))
         .collect();
     let reference_ids = reference_ids(cx, h);
     let rr = (usable_count > 0).then(|| {
-        let served: Vec<Served<'_>> = chains
+        let served: Vec<Served<'_>> = served_at
             .iter()
-            .filter(|(ip, _)| family_secure(ip))
-            .map(|(address, chain)| Served {
-                address: *address,
-                chain,
+            .map(|i| Served {
+                address: chains[*i].0,
+                chain: &chains[*i].1,
             })
             .collect();
         rrset::evaluate(
@@ -186,10 +192,15 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
     let mut address_audits = Vec::new();
     for ip in &addresses {
         let probe = h.smtp.iter().find(|p| p.address == *ip);
-        let chain = chains
+        let mine: Vec<usize> = (0..chains.len()).filter(|i| chains[*i].0 == *ip).collect();
+        let chain = mine.first().map(|i| chains[*i].1.as_slice());
+        let results: Vec<Option<&ChainResult>> = mine
             .iter()
-            .find(|(a, _)| a == ip)
-            .map(|(_, c)| c.as_slice());
+            .map(|i| {
+                let r = rr.as_ref()?;
+                served_at.iter().position(|s| s == i).map(|j| &r.chains[j])
+            })
+            .collect();
         let by: Vec<usize> = rr
             .as_ref()
             .and_then(|r| r.addresses.iter().find(|a| a.address == *ip))
@@ -201,6 +212,10 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
             (HostVerdict::NotTested, Some(why), Vec::new())
         } else {
             address_verdict(name, *ip, probe, applies, requires_tls, &by)
+        };
+        let reason = match uncovered_reason(&mine, &chains, &results) {
+            Some(why) if verdict == HostVerdict::Fail => Some(why),
+            _ => reason,
         };
         findings.extend(f);
         if let Some(detail) = probe.and_then(super::smtp::injection) {
@@ -221,6 +236,13 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
             tls: probe.and_then(|p| p.tls.clone()),
             chain: chain.map(|c| cert_views(c, records)).unwrap_or_default(),
             authenticated_by: by.iter().map(|i| records[*i].to_string()).collect(),
+            key_types: probe
+                .map(|p| {
+                    let mine: Vec<&[CertInfo]> =
+                        mine.iter().map(|i| chains[*i].1.as_slice()).collect();
+                    super::key_types::views(p, &mine, &results, records)
+                })
+                .unwrap_or_default(),
         });
     }
     if dane {
@@ -619,7 +641,36 @@ fn smtp_line(p: &SmtpProbe) -> String {
     }
 }
 
-fn cert_views(chain: &[CertInfo], records: &[TlsaRdata]) -> Vec<CertView> {
+/// Why an address fails when some of its chains authenticate and others do
+/// not: which key types' certificates no record covers.
+fn uncovered_reason(
+    mine: &[usize],
+    chains: &[(IpAddr, Vec<CertInfo>)],
+    results: &[Option<&ChainResult>],
+) -> Option<String> {
+    let ok = |r: &Option<&ChainResult>| r.is_some_and(|c| !c.authenticated_by.is_empty());
+    if !results.iter().any(ok) {
+        return None;
+    }
+    let bad: Vec<String> = mine
+        .iter()
+        .zip(results)
+        .filter(|(_, r)| !ok(r))
+        .map(|(i, _)| {
+            chains[*i]
+                .1
+                .first()
+                .and_then(CertInfo::key_type)
+                .map_or_else(|| "other-key".to_string(), |k| k.as_str().to_string())
+        })
+        .collect();
+    Some(format!(
+        "the {} certificate matches no usable TLSA record: senders that negotiate it cannot deliver",
+        bad.join(" and ")
+    ))
+}
+
+pub(super) fn cert_views(chain: &[CertInfo], records: &[TlsaRdata]) -> Vec<CertView> {
     let signed: Vec<Option<usize>> = records
         .iter()
         .map(|r| match r.usability() {

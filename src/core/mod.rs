@@ -17,6 +17,7 @@ pub mod finding;
 pub mod host;
 pub mod identity;
 pub mod issuers;
+pub mod key_types;
 pub mod nameserver;
 pub mod path;
 pub mod record_anchor;

@@ -12,23 +12,39 @@ use super::finding::{Code, Finding};
 use super::issuers;
 use super::tlsa::{MatchingType, Selector, TlsaRdata, Usability, Usage};
 
-/// The chain one address served.
+/// A chain one address served. An address that presents several chains (one
+/// per server key type, see [`super::smtp::presented`]) appears once per chain.
 pub struct Served<'a> {
     pub address: IpAddr,
     pub chain: &'a [CertInfo],
 }
 
-/// Per-address outcome of the RRset.
-pub struct AddressResult {
-    pub address: IpAddr,
-    /// Indices into the RRset of records that authenticated this address.
+/// The outcome of the RRset against one served chain.
+#[derive(Clone, Debug, Default)]
+pub struct ChainResult {
+    /// Indices into the RRset of records that authenticated this chain.
     pub authenticated_by: Vec<usize>,
     /// Chain depths of the certificates those records matched.
     pub matched_depths: BTreeSet<usize>,
 }
 
+/// Per-address outcome of the RRset.
+pub struct AddressResult {
+    pub address: IpAddr,
+    /// Indices into the RRset of records that authenticated this address:
+    /// every chain it presents is authenticated (by these records together);
+    /// empty when some chain is not.
+    pub authenticated_by: Vec<usize>,
+    /// Chain depths of the certificates those records matched.
+    pub matched_depths: BTreeSet<usize>,
+    /// Indices into `served` of this address's chains.
+    pub chains: Vec<usize>,
+}
+
 pub struct RrsetResult {
     pub addresses: Vec<AddressResult>,
+    /// Per served chain, in the order of `served`.
+    pub chains: Vec<ChainResult>,
     /// Per record: authenticated at least one address.
     pub matched: Vec<bool>,
     /// Per record: a diagnosis note for reports.
@@ -42,49 +58,99 @@ pub struct Context<'a> {
     pub now: Timestamp,
 }
 
+/// A DANE-TA record that matched a served CA and still failed: (index into
+/// `served`, record index, depth, why).
+type TaFailed = (usize, usize, usize, TaFailure);
+
+/// Matches every usable record against one chain.
+fn match_chain(
+    cx: &Context<'_>,
+    rrset: &[TlsaRdata],
+    index: usize,
+    chain: &[CertInfo],
+    ta_failures: &mut Vec<TaFailed>,
+) -> ChainResult {
+    let mut out = ChainResult::default();
+    for (i, r) in rrset.iter().enumerate() {
+        match match_record(r, chain, cx.reference_ids, cx.now) {
+            RecordMatch::Authenticated { depth } => {
+                out.authenticated_by.push(i);
+                out.matched_depths.insert(depth);
+            }
+            RecordMatch::TaFailed { depth, failure } => {
+                ta_failures.push((index, i, depth, failure));
+            }
+            RecordMatch::NoMatch => {}
+        }
+    }
+    out
+}
+
+/// Groups the chain results by address (in order of first appearance): an
+/// address is authenticated when every chain it presents is.
+fn by_address(served: &[Served<'_>], chains: &[ChainResult]) -> Vec<AddressResult> {
+    let mut out: Vec<AddressResult> = Vec::new();
+    for (i, s) in served.iter().enumerate() {
+        match out.iter_mut().find(|a| a.address == s.address) {
+            Some(a) => a.chains.push(i),
+            None => out.push(AddressResult {
+                address: s.address,
+                authenticated_by: Vec::new(),
+                matched_depths: BTreeSet::new(),
+                chains: vec![i],
+            }),
+        }
+    }
+    for a in &mut out {
+        if a.chains
+            .iter()
+            .all(|c| !chains[*c].authenticated_by.is_empty())
+        {
+            let by: BTreeSet<usize> = a
+                .chains
+                .iter()
+                .flat_map(|c| chains[*c].authenticated_by.iter().copied())
+                .collect();
+            a.authenticated_by = by.into_iter().collect();
+            a.matched_depths = a
+                .chains
+                .iter()
+                .flat_map(|c| chains[*c].matched_depths.iter().copied())
+                .collect();
+        }
+    }
+    out
+}
+
 /// Evaluates the usable records of `rrset` against every served chain.
 pub fn evaluate(cx: &Context<'_>, rrset: &[TlsaRdata], served: &[Served<'_>]) -> RrsetResult {
     let mut findings = Vec::new();
-    let mut matched = vec![false; rrset.len()];
     let mut notes: Vec<Option<String>> = vec![None; rrset.len()];
-    let mut addresses = Vec::new();
     let mut ta_failures = Vec::new();
-    for s in served {
-        let mut by = Vec::new();
-        let mut depths = BTreeSet::new();
-        for (i, r) in rrset.iter().enumerate() {
-            match match_record(r, s.chain, cx.reference_ids, cx.now) {
-                RecordMatch::Authenticated { depth } => {
-                    matched[i] = true;
-                    by.push(i);
-                    depths.insert(depth);
-                }
-                RecordMatch::TaFailed { depth, failure } => {
-                    ta_failures.push((s.address, i, depth, failure));
-                }
-                RecordMatch::NoMatch => {}
-            }
-        }
-        addresses.push(AddressResult {
-            address: s.address,
-            authenticated_by: by,
-            matched_depths: depths,
-        });
+    let chains: Vec<ChainResult> = served
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match_chain(cx, rrset, i, s.chain, &mut ta_failures))
+        .collect();
+    let mut matched = vec![false; rrset.len()];
+    for i in chains.iter().flat_map(|c| &c.authenticated_by) {
+        matched[*i] = true;
     }
+    let addresses = by_address(served, &chains);
     let unauthenticated: BTreeSet<IpAddr> = addresses
         .iter()
         .filter(|a| a.authenticated_by.is_empty())
         .map(|a| a.address)
         .collect();
-    for (address, i, depth, failure) in ta_failures {
-        let chain = served
-            .iter()
-            .find(|s| s.address == address)
-            .map(|s| s.chain)
-            .unwrap_or(&[]);
-        let f = ta_finding(cx, &rrset[i], address, depth, &failure, chain);
+    // Chains whose failure a DANE-TA finding explains need no second,
+    // vaguer "nothing matches".
+    let mut explained = BTreeSet::new();
+    for (index, i, depth, failure) in ta_failures {
+        let s = &served[index];
+        let f = ta_finding(cx, &rrset[i], s.address, depth, &failure, s.chain);
         notes[i] = Some(f.message.clone());
-        findings.push(if unauthenticated.contains(&address) {
+        explained.insert(index);
+        findings.push(if chains[index].authenticated_by.is_empty() {
             f
         } else {
             f.secondary()
@@ -100,18 +166,16 @@ pub fn evaluate(cx: &Context<'_>, rrset: &[TlsaRdata], served: &[Served<'_>]) ->
             findings.push(f);
         }
     }
-    // An address whose failure a DANE-TA finding already explains needs no
-    // second, vaguer "nothing matches".
-    let explained: BTreeSet<IpAddr> = findings
-        .iter()
-        .filter(|f| f.code.as_str().starts_with("dane-ta-") && f.address.is_some())
-        .filter_map(|f| f.address)
-        .collect();
-    let unexplained: BTreeSet<IpAddr> = unauthenticated.difference(&explained).copied().collect();
-    findings.extend(no_match_findings(cx, rrset, served, &unexplained));
-    findings.extend(practice_findings(cx, rrset, served, &addresses));
+    findings.extend(no_match_findings(
+        cx, rrset, served, &addresses, &chains, &explained,
+    ));
+    findings.extend(uncovered_findings(
+        cx, rrset, served, &addresses, &chains, &explained,
+    ));
+    findings.extend(practice_findings(cx, rrset, served, &addresses, &chains));
     RrsetResult {
         addresses,
+        chains,
         matched,
         notes,
         findings,
@@ -297,41 +361,189 @@ fn not_in_chain(cx: &Context<'_>, r: &TlsaRdata, subject: String) -> Finding {
         .at_host(cx.host)
 }
 
-/// `tlsa-no-match` per address, with the record that would fix it.
+/// `tlsa-no-match` per address where no chain authenticates (and no DANE-TA
+/// finding explains why), with the records that would fix it.
 fn no_match_findings(
     cx: &Context<'_>,
     rrset: &[TlsaRdata],
     served: &[Served<'_>],
-    unauthenticated: &BTreeSet<IpAddr>,
+    addresses: &[AddressResult],
+    chains: &[ChainResult],
+    explained: &BTreeSet<usize>,
 ) -> Vec<Finding> {
-    let usable = rrset
+    let usable = usable_count(rrset);
+    addresses
         .iter()
-        .filter(|r| matches!(r.usability(), Usability::Usable(_)))
-        .count();
-    served
-        .iter()
-        .filter(|s| unauthenticated.contains(&s.address))
-        .map(|s| {
-            let leaf = s.chain.first();
-            let want = leaf.and_then(|c| c.association(Selector::Spki, MatchingType::Sha256));
-            let mut f = Finding::new(Code::TlsaNoMatch, format!("{}[{}]", cx.host, s.address))
+        .filter(|a| a.chains.iter().all(|c| chains[*c].authenticated_by.is_empty()))
+        .filter(|a| !a.chains.iter().any(|c| explained.contains(c)))
+        .map(|a| {
+            let leaves: Vec<&CertInfo> = a
+                .chains
+                .iter()
+                .filter_map(|c| served[*c].chain.first())
+                .collect();
+            let labels: Vec<String> = leaves
+                .iter()
+                .map(|c| match (leaves.len(), c.key_type()) {
+                    (2.., Some(k)) => format!("\"{}\" ({k})", c.label()),
+                    _ => format!("\"{}\"", c.label()),
+                })
+                .collect();
+            let leaf_text = match labels.len() {
+                0 => "leaf \"none\"".to_string(),
+                1 => format!("leaf {}", labels[0]),
+                _ => format!("leaves {}, one per key type", labels.join(", ")),
+            };
+            let mut f = Finding::new(Code::TlsaNoMatch, format!("{}[{}]", cx.host, a.address))
                 .msg(format!(
-                    "none of the {usable} usable TLSA record(s) of {} matches the chain served at {} (leaf \"{}\")",
-                    cx.host,
-                    s.address,
-                    leaf.map(|c| c.label()).unwrap_or_else(|| "none".into())
+                    "none of the {usable} usable TLSA record(s) of {} matches the chain served at {} ({leaf_text})",
+                    cx.host, a.address,
                 ))
-                .at_address(cx.host, s.address);
-            if let Some(d) = want {
+                .at_address(cx.host, a.address);
+            let wanted: Vec<String> = leaves
+                .iter()
+                .filter_map(|c| ee_line(cx, c))
+                .collect();
+            if !wanted.is_empty() {
                 f = f.fix(format!(
-                    "Publish `_25._tcp.{}. IN TLSA 3 1 1 {}` for the served key, wait for the TLSA TTL, then remove records that no longer match; or serve the certificate the records describe.",
-                    cx.host,
-                    hex::encode(d)
+                    "Publish {} for the served key{}, wait for the TLSA TTL, then remove records that no longer match; or serve the certificate the records describe.",
+                    wanted.join(" and "),
+                    if wanted.len() > 1 { "s" } else { "" }
                 ));
             }
             f
         })
         .collect()
+}
+
+/// The zone-file line of the `3 1 1` record for a certificate's key, quoted.
+fn ee_line(cx: &Context<'_>, cert: &CertInfo) -> Option<String> {
+    let d = cert.association(Selector::Spki, MatchingType::Sha256)?;
+    Some(format!(
+        "`_25._tcp.{}. IN TLSA 3 1 1 {}`",
+        cx.host,
+        hex::encode(d)
+    ))
+}
+
+fn usable_count(rrset: &[TlsaRdata]) -> usize {
+    rrset
+        .iter()
+        .filter(|r| matches!(r.usability(), Usability::Usable(_)))
+        .count()
+}
+
+/// `tlsa-key-type-uncovered`: an address some of whose chains authenticate
+/// and others do not. Senders that get an uncovered certificate fail.
+fn uncovered_findings(
+    cx: &Context<'_>,
+    rrset: &[TlsaRdata],
+    served: &[Served<'_>],
+    addresses: &[AddressResult],
+    chains: &[ChainResult],
+    explained: &BTreeSet<usize>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for a in addresses {
+        let (good, bad): (Vec<usize>, Vec<usize>) = a
+            .chains
+            .iter()
+            .partition(|c| !chains[**c].authenticated_by.is_empty());
+        if good.is_empty() {
+            continue;
+        }
+        let covered: Vec<String> = good
+            .iter()
+            .map(|c| {
+                let recs: Vec<String> = chains[*c]
+                    .authenticated_by
+                    .iter()
+                    .map(|i| format!("`{}`", rrset[*i].short()))
+                    .collect();
+                format!("{} by {}", key_type_name(served[*c].chain), recs.join(", "))
+            })
+            .collect();
+        for c in bad.into_iter().filter(|c| !explained.contains(c)) {
+            out.push(uncovered(cx, rrset, served, a, c, &covered));
+        }
+    }
+    out
+}
+
+/// "RSA", "ECDSA", ... for the leaf of a chain.
+fn key_type_name(chain: &[CertInfo]) -> String {
+    chain
+        .first()
+        .and_then(CertInfo::key_type)
+        .map_or_else(|| "other-key".to_string(), |k| k.as_str().to_string())
+}
+
+fn uncovered(
+    cx: &Context<'_>,
+    rrset: &[TlsaRdata],
+    served: &[Served<'_>],
+    a: &AddressResult,
+    bad: usize,
+    covered: &[String],
+) -> Finding {
+    let chain = served[bad].chain;
+    let kt = key_type_name(chain);
+    let label = chain.first().map(|c| c.label()).unwrap_or_default();
+    let f = Finding::new(Code::TlsaKeyTypeUncovered, format!("{}[{}]", cx.host, a.address))
+        .msg(format!(
+            "senders that negotiate {kt} get the {kt} certificate \"{label}\" at {}, which none of the {} usable TLSA record(s) of {} authenticates (covered: {}): they cannot deliver",
+            a.address,
+            usable_count(rrset),
+            cx.host,
+            covered.join("; ")
+        ))
+        .at_address(cx.host, a.address);
+    let ee = chain
+        .first()
+        .and_then(|c| ee_line(cx, c))
+        .map(|line| format!("{line} for the {kt} key"));
+    let ta = shared_issuer(cx, served, a).map(|(ca, rec)| {
+        format!(
+            "`_25._tcp.{}. IN TLSA {rec}` for \"{ca}\", the CA that issued every certificate {} presents",
+            cx.host, a.address
+        )
+    });
+    match (ee, ta) {
+        (Some(ee), Some(ta)) => f.fix(format!(
+            "Publish {ee}, or {ta}; wait for the TLSA TTL. Or stop serving the {kt} certificate."
+        )),
+        (Some(one), None) | (None, Some(one)) => f.fix(format!(
+            "Publish {one}; wait for the TLSA TTL. Or stop serving the {kt} certificate."
+        )),
+        (None, None) => f,
+    }
+}
+
+/// A CA certificate sent in every chain of the address whose `2 1 1` record
+/// would authenticate each of them: one record for every key type.
+fn shared_issuer(
+    cx: &Context<'_>,
+    served: &[Served<'_>],
+    a: &AddressResult,
+) -> Option<(String, TlsaRdata)> {
+    let first = served[*a.chains.first()?].chain;
+    first.iter().skip(1).find_map(|ca| {
+        let record = TlsaRdata {
+            usage: 2,
+            selector: 1,
+            mtype: 1,
+            data: ca.association(Selector::Spki, MatchingType::Sha256)?,
+        };
+        a.chains
+            .iter()
+            .all(|c| {
+                matches!(
+                    match_record(&record, served[*c].chain, cx.reference_ids, cx.now),
+                    RecordMatch::Authenticated { .. }
+                )
+            })
+            .then(|| (ca.label(), record))
+    })
 }
 
 /// Best-practice findings on an RRset that works (or partly works).
@@ -340,9 +552,10 @@ fn practice_findings(
     rrset: &[TlsaRdata],
     served: &[Served<'_>],
     addresses: &[AddressResult],
+    chains: &[ChainResult],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    if let Some(i) = no_backup(rrset, served, addresses) {
+    if let Some(i) = no_backup(rrset, served, addresses, chains) {
         out.push(
             Finding::new(Code::TlsaNoBackup, cx.host.to_string())
                 .msg(format!(
@@ -384,14 +597,16 @@ fn practice_findings(
     out
 }
 
-/// An address has a backup when its authenticating records cover two
-/// different certificates of its chain (e.g. `3 1 1` + `2 1 1`), or when a
-/// usable record matches nothing served anywhere (the next key, or another
-/// issuer). Returns an authenticating record of the first address without.
+/// A chain has a backup when its authenticating records cover two
+/// different certificates of it (e.g. `3 1 1` + `2 1 1`), or when a usable
+/// record matches nothing served anywhere (the next key, or another issuer).
+/// Returns an authenticating record of the first chain without, among the
+/// addresses that are authenticated (every chain of theirs).
 fn no_backup(
     rrset: &[TlsaRdata],
     served: &[Served<'_>],
     addresses: &[AddressResult],
+    chains: &[ChainResult],
 ) -> Option<usize> {
     let authenticating: BTreeSet<usize> = addresses
         .iter()
@@ -409,8 +624,11 @@ fn no_backup(
     }
     addresses
         .iter()
-        .find(|a| a.matched_depths.len() == 1)
-        .map(|a| a.authenticated_by[0])
+        .filter(|a| !a.authenticated_by.is_empty())
+        .flat_map(|a| &a.chains)
+        .map(|c| &chains[*c])
+        .find(|c| c.matched_depths.len() == 1)
+        .and_then(|c| c.authenticated_by.first().copied())
 }
 
 fn ta_practice(

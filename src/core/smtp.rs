@@ -5,7 +5,9 @@
 //! STARTTLS, STARTTLS refused, handshake failed): the first never becomes a
 //! verdict about the server's TLS.
 
-use super::evidence::{SmtpFailure, SmtpFailureKind, SmtpPhase, SmtpProbe};
+use super::evidence::{
+    Der, KeyTypeProbe, LegacyHello, SmtpFailure, SmtpFailureKind, SmtpPhase, SmtpProbe,
+};
 use super::finding::Code;
 
 /// The class of an SMTP probe's outcome.
@@ -38,6 +40,67 @@ pub fn completed_tls(p: &SmtpProbe) -> bool {
     matches!(classify(p), SmtpResult::Tls)
 }
 
+/// A server that only legacy TLS reaches: the default handshake failed, and
+/// a legacy hello got a certificate with a version or suite that a modern
+/// client cannot negotiate. Returns what the server chose.
+pub fn legacy_only(p: &SmtpProbe) -> Option<&LegacyHello> {
+    let f = p.failure.as_ref()?;
+    if p.tls.is_some() || f.phase != SmtpPhase::Handshake {
+        return None;
+    }
+    p.key_types
+        .iter()
+        .filter(|k| k.presented().is_some())
+        .filter_map(|k| k.legacy.as_ref())
+        .find(|l| !l.modern())
+}
+
+/// Where a chain an address presents was seen.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// The default offer's handshake (the probe's own `chain`).
+    Negotiated,
+    /// A further handshake or legacy hello.
+    Further(&'a KeyTypeProbe),
+}
+
+/// One distinct chain an address presents to some DANE sender.
+#[derive(Clone, Copy, Debug)]
+pub struct Presented<'a> {
+    pub chain: &'a [Der],
+    pub source: Source<'a>,
+}
+
+/// Every distinct chain the address presents: after a completed handshake,
+/// the default offer's chain and those of the other key types; for a
+/// legacy-only server, the chains its legacy hellos got; else none.
+/// Identical chains are listed once.
+pub fn presented(p: &SmtpProbe) -> Vec<Presented<'_>> {
+    let legacy = legacy_only(p).is_some();
+    let mut out: Vec<Presented<'_>> = Vec::new();
+    if completed_tls(p) && !p.chain.is_empty() {
+        out.push(Presented {
+            chain: &p.chain,
+            source: Source::Negotiated,
+        });
+    } else if !legacy {
+        return out;
+    }
+    for k in &p.key_types {
+        let Some(chain) = k.presented() else {
+            continue;
+        };
+        if k.legacy.is_some() != legacy || out.iter().any(|o| o.chain == chain) {
+            continue;
+        }
+        out.push(Presented {
+            chain,
+            source: Source::Further(k),
+        });
+    }
+    out
+}
+
 /// Classifies one probe.
 pub fn classify(p: &SmtpProbe) -> SmtpResult {
     if injection(p).is_some() {
@@ -65,10 +128,13 @@ pub fn classify(p: &SmtpProbe) -> SmtpResult {
             Code::SmtpProtocolError,
             format!("protocol error during {}: {detail}", f.phase.as_str()),
         ),
-        (SmtpPhase::Handshake, _) => failed(
-            Code::TlsHandshakeFailed,
-            format!("TLS handshake failed: {detail}"),
-        ),
+        (SmtpPhase::Handshake, _) => match legacy_only(p) {
+            Some(l) => failed(Code::TlsLegacyOnly, legacy_message(l, &detail)),
+            None => failed(
+                Code::TlsHandshakeFailed,
+                format!("TLS handshake failed: {detail}"),
+            ),
+        },
         (SmtpPhase::Ehlo, SmtpFailureKind::Closed)
         | (SmtpPhase::Starttls, SmtpFailureKind::Closed) => {
             // A server that hangs up in the middle of the dialogue is how many
@@ -86,6 +152,32 @@ pub fn classify(p: &SmtpProbe) -> SmtpResult {
             format!("{} did not complete: {detail}", phase.as_str()),
         ),
     }
+}
+
+/// What a legacy-only server means for senders, in words.
+fn legacy_message(l: &LegacyHello, detail: &str) -> String {
+    let who = if matches!(l.version.as_str(), "TLSv1.2" | "TLSv1.3") {
+        "OpenSSL-based senders may still negotiate it"
+    } else {
+        "OpenSSL 3 at its default security level (and so current Postfix and Exim) refuses \
+         TLS 1.0/1.1 as well"
+    };
+    format!(
+        "the server accepts only legacy TLS: to a hello offering TLS 1.0 to 1.2 with CBC and RSA \
+         key-exchange suites it chose {} with {} (its certificate was read in clear; no \
+         handshake was completed); senders that require TLS 1.2 with ECDHE and AEAD suites \
+         (RFC 9325, rustls-based MTAs) cannot negotiate with it, {who} (the modern handshake \
+         failed: {})",
+        l.version,
+        l.cipher,
+        first_clause(detail)
+    )
+}
+
+/// A failure detail without the collector's explanation after it ("received
+/// fatal alert: ProtocolVersion: the server accepts ..." -> the alert).
+pub fn first_clause(detail: &str) -> &str {
+    detail.split(": the server ").next().unwrap_or(detail)
 }
 
 fn detail(f: &SmtpFailure) -> String {
@@ -165,6 +257,7 @@ mod tests {
                 kind,
                 detail: String::new(),
             }),
+            key_types: Vec::new(),
         }
     }
 

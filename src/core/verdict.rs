@@ -2,10 +2,10 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Per address, and per host (the worst of its addresses).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostVerdict {
     /// DANE applies and a usable TLSA record authenticated the server.
@@ -52,7 +52,7 @@ impl fmt::Display for HostVerdict {
 }
 
 /// Per domain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum DomainVerdict {
     /// Every MX host is DANE-protected and verified.

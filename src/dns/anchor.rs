@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
-use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DS};
+use hickory_resolver::proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS};
 use hickory_resolver::proto::dnssec::{Algorithm, DigestType, PublicKeyBuf, TrustAnchors};
 use hickory_resolver::proto::rr::{LowerName, Name, RData, RecordType};
 
@@ -150,6 +150,20 @@ fn anchor(e: &Entry) -> Result<AnchorRecord, AnchorError> {
     })
 }
 
+/// The key tags of hickory's built-in IANA root KSKs (RFC 4034 Appendix B),
+/// as operators know them (20326, 38696).
+pub fn builtin_key_tags() -> Vec<u16> {
+    let anchors = TrustAnchors::default();
+    (0..anchors.len())
+        .filter_map(|i| anchors.get(i))
+        .filter_map(|k| {
+            DNSKEY::new(true, true, false, k.clone())
+                .calculate_key_tag()
+                .ok()
+        })
+        .collect()
+}
+
 /// Builds hickory trust anchors from parsed records, fetching DNSKEY sets
 /// for DS records.
 pub async fn build_anchors(
@@ -237,6 +251,11 @@ pub async fn build_anchors(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builtin_root_key_tags() {
+        assert_eq!(builtin_key_tags(), [20326, 38696]);
+    }
 
     #[test]
     fn parses_dnskey_and_ds_lines() {

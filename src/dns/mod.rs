@@ -36,7 +36,7 @@ use std::time::Duration;
 use hickory_resolver::net::dnssec::DnssecDnsHandle;
 use hickory_resolver::proto::dnssec::TrustAnchors;
 
-pub use anchor::{AnchorError, AnchorRecord, parse_anchor_text};
+pub use anchor::{AnchorError, AnchorRecord, builtin_key_tags, parse_anchor_text};
 pub use lookup::witness_from_response;
 
 use crate::core::evidence::{

@@ -6,7 +6,10 @@
 //! header, then one array element per domain, then the trailer.
 
 mod csv;
+pub mod diff;
+pub mod history;
 mod json;
+pub mod nagios;
 pub mod rollover;
 mod text;
 
@@ -21,6 +24,7 @@ use crate::core::verdict::DomainVerdict;
 
 pub use self::csv::CsvSink;
 pub use self::json::{JsonSink, NdjsonSink};
+pub use self::nagios::{NagiosPolicy, NagiosSink};
 pub use self::text::TextSink;
 
 /// Version of the machine output formats; bumped on incompatible changes.
@@ -32,6 +36,8 @@ pub enum Format {
     Json,
     Ndjson,
     Csv,
+    /// `check` only: one monitoring-plugin status line; exit 0-3 as plugins do.
+    Nagios,
 }
 
 /// Run metadata carried by every machine format.
@@ -155,6 +161,7 @@ pub fn sink<'w>(format: Format, out: Box<dyn Write + 'w>, color: bool) -> Box<dy
         Format::Json => Box::new(JsonSink::new(out)),
         Format::Ndjson => Box::new(NdjsonSink::new(out)),
         Format::Csv => Box::new(CsvSink::new(out)),
+        Format::Nagios => Box::new(NagiosSink::new(out, NagiosPolicy::default())),
     }
 }
 

@@ -388,6 +388,11 @@ pub fn write_json(
     writeln!(out)
 }
 
+/// The decision's body as a JSON value, for documents that embed it.
+pub fn decision_value(d: &Decision, new: &NewCertificate) -> serde_json::Value {
+    serde_json::to_value(decision_view(d, new)).unwrap_or_default()
+}
+
 /// The decision's body alone (no header), for golden files.
 pub fn decision_json(d: &Decision, new: &NewCertificate) -> serde_json::Result<String> {
     serde_json::to_string_pretty(&decision_view(d, new))

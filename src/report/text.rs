@@ -174,6 +174,40 @@ impl<'w> TextSink<'w> {
                 writeln!(self.out, "        {tag} {}", m.record)?;
             }
         }
+        self.key_types(a)
+    }
+
+    /// What each server key type gets at the address (issue 14): one line
+    /// per key type, then its certificates when they differ from those above.
+    fn key_types(&mut self, a: &AddressAudit) -> io::Result<()> {
+        for k in &a.key_types {
+            let state = match k.authenticated {
+                Some(true) => self.paint(Self::verdict_style("pass"), "[authenticated]"),
+                Some(false) => self.paint(Self::verdict_style("fail"), "[not authenticated]"),
+                None => String::new(),
+            };
+            let same = match k.same_chain_as.as_deref() {
+                Some("address") => "; the chain above".to_string(),
+                Some(other) => format!("; the same chain as {other}"),
+                None => String::new(),
+            };
+            let line = format!(
+                "      key type {} ({}): {}{same} {state}",
+                k.key_type, k.via, k.detail
+            );
+            writeln!(self.out, "{}", line.trim_end())?;
+            for c in &k.chain {
+                writeln!(self.out, "        depth {}  {}", c.depth, c.subject)?;
+                for m in &c.records {
+                    let tag = match (m.matched, m.signed) {
+                        (true, _) => "[matched]",
+                        (false, true) => "[signed by the record's anchor]",
+                        (false, false) => "[nomatch]",
+                    };
+                    writeln!(self.out, "          {tag} {}", m.record)?;
+                }
+            }
+        }
         Ok(())
     }
 

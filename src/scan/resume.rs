@@ -157,7 +157,7 @@ pub fn read_previous(path: &Path, format: Format) -> Result<Previous, ResumeErro
     let (mut prev, keep) = match format {
         Format::Ndjson => read_ndjson(&file, path)?,
         Format::Csv => read_csv(&file, path)?,
-        Format::Json | Format::Text => return Err(ResumeError::Format),
+        Format::Json | Format::Text | Format::Nagios => return Err(ResumeError::Format),
     };
     let len = file.metadata().map_err(read_error(path))?.len();
     if keep < len {
@@ -399,12 +399,7 @@ pub fn read_sidecar(path: &Path) -> Result<Option<Sidecar>, String> {
 
 /// Writes the sidecar atomically (temporary file, then rename).
 pub fn write_sidecar(path: &Path, s: &Sidecar) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let text = serde_json::to_string_pretty(s).map_err(io::Error::other)?;
-    std::fs::write(&tmp, text + "\n")?;
-    std::fs::rename(&tmp, path)
+    crate::statefile::write_json_atomically(path, s)
 }
 
 #[cfg(test)]

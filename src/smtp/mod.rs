@@ -21,10 +21,22 @@
 //! STARTTLS phase; the handshake is still made, so that such a probe may carry
 //! `tls` and `chain` next to its failure.
 //!
-//! Whatever the peer does, a probe ends within the sum of the phase timeouts and
-//! holds at most about `max_line + 4 KiB` of unparsed input plus one reply of at
-//! most `max_reply_bytes`.
+//! After a completed handshake, the probe makes one more connection per key
+//! type the server has not presented yet ([`SmtpConfig::key_types`]), each
+//! offering only that type's signature algorithms: the certificate a sender
+//! gets depends on what it offers. When no modern handshake is possible (the
+//! server shares no version or suite with rustls), it sends legacy
+//! ClientHellos instead and reads the certificates the server sends in clear
+//! ([`legacy`]). Either kind is recorded in [`SmtpProbe::key_types`], and the
+//! fields of the default offer stay as they were.
+//!
+//! Whatever the peer does, one connection ends within the sum of the phase
+//! timeouts and holds at most about `max_line + 4 KiB` of unparsed input plus one
+//! reply of at most `max_reply_bytes` (a legacy hello at most
+//! [`legacy::MAX_FLIGHT`]); a probe makes at most one connection per key type
+//! more.
 
+pub mod legacy;
 pub mod reply;
 mod tls;
 
@@ -38,7 +50,11 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
-use crate::core::evidence::{Der, Reply, SmtpFailure, SmtpFailureKind, SmtpPhase, SmtpProbe};
+use crate::core::cert::key_type_of_cert;
+use crate::core::evidence::{
+    Der, KeyType, KeyTypeProbe, LegacyHello, Reply, SmtpFailure, SmtpFailureKind, SmtpPhase,
+    SmtpProbe,
+};
 use reply::{Framed, Limits, ReadError};
 
 /// Per-phase time limits. Each covers the whole phase (a peer that trickles one
@@ -97,6 +113,74 @@ pub struct SmtpConfig {
     pub max_lines: usize,
     /// Most bytes in one reply. Default 64 KiB.
     pub max_reply_bytes: usize,
+    /// Which further handshakes a probe makes (`--key-types`). Default: every
+    /// key type.
+    pub key_types: KeyTypes,
+    /// Pause before each further connection of one probe to the same
+    /// address, so that its extra handshakes keep the pace a scan's
+    /// `--per-ip-rate` sets for probes. Default: none.
+    pub connection_gap: Duration,
+}
+
+/// Which server key types a probe asks for (`--key-types`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyTypes {
+    /// The default offer only (a server that no modern client can negotiate
+    /// with still gets one legacy hello offering every key type).
+    Negotiated,
+    /// Each of these that the default handshake did not present.
+    Only(Vec<KeyType>),
+}
+
+impl Default for KeyTypes {
+    fn default() -> Self {
+        KeyTypes::Only(KeyType::ALL.to_vec())
+    }
+}
+
+impl KeyTypes {
+    /// Parses `all`, `negotiated`, or a comma-separated list of `ecdsa`,
+    /// `rsa`, `ed25519`.
+    pub fn parse(s: &str) -> Result<KeyTypes, String> {
+        match s.trim() {
+            "all" => return Ok(KeyTypes::default()),
+            "negotiated" => return Ok(KeyTypes::Negotiated),
+            _ => {}
+        }
+        let mut list = Vec::new();
+        for name in s.split(',') {
+            let k = KeyType::from_name(name).ok_or_else(|| {
+                format!(
+                    "unknown key type {:?}: use all, negotiated, or a list of ecdsa, rsa, ed25519",
+                    name.trim()
+                )
+            })?;
+            if !list.contains(&k) {
+                list.push(k);
+            }
+        }
+        Ok(KeyTypes::Only(list))
+    }
+
+    /// The key types asked for one by one (none for `Negotiated`).
+    pub fn families(&self) -> &[KeyType] {
+        match self {
+            KeyTypes::Negotiated => &[],
+            KeyTypes::Only(l) => l,
+        }
+    }
+
+    /// The canonical spelling, for settings fingerprints.
+    pub fn as_string(&self) -> String {
+        match self {
+            KeyTypes::Negotiated => "negotiated".into(),
+            KeyTypes::Only(l) => l
+                .iter()
+                .map(|k| k.as_str().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
 }
 
 impl Default for SmtpConfig {
@@ -108,6 +192,8 @@ impl Default for SmtpConfig {
             max_line: 4096,
             max_lines: 100,
             max_reply_bytes: 64 * 1024,
+            key_types: KeyTypes::default(),
+            connection_gap: Duration::ZERO,
         }
     }
 }
@@ -128,6 +214,10 @@ pub enum SmtpError {
 pub struct SmtpProber {
     cfg: Arc<SmtpConfig>,
     tls: Arc<rustls::ClientConfig>,
+    /// One configuration per set of key types a further handshake may ask
+    /// for (every non-empty subset of [`SmtpConfig::key_types`]), offering
+    /// only their schemes.
+    by_set: Arc<[(Vec<KeyType>, Arc<rustls::ClientConfig>)]>,
 }
 
 impl std::fmt::Debug for SmtpProber {
@@ -167,8 +257,16 @@ impl SmtpProber {
                 "max_reply_bytes must be at least max_line",
             ));
         }
+        let by_set = subsets(cfg.key_types.families())
+            .into_iter()
+            .map(|set| {
+                let c = tls::client_config(Some(&set))?;
+                Ok((set, Arc::new(c)))
+            })
+            .collect::<Result<Vec<_>, rustls::Error>>()?;
         Ok(SmtpProber {
-            tls: Arc::new(tls::client_config()?),
+            tls: Arc::new(tls::client_config(None)?),
+            by_set: by_set.into(),
             cfg: Arc::new(cfg),
         })
     }
@@ -179,21 +277,14 @@ impl SmtpProber {
 
     /// Probes one address. `sni` is the TLSA base domain: sent as SNI and
     /// recorded in [`crate::core::evidence::TlsInfo::sni`]. Never panics; returns
-    /// within [`Timeouts::total`].
+    /// within [`Timeouts::total`] per connection (one, plus one per further key
+    /// type, plus [`SmtpConfig::connection_gap`] before each of those).
     pub async fn probe(&self, address: IpAddr, sni: &str) -> SmtpProbe {
         let start = Instant::now();
-        let mut p = SmtpProbe {
-            address,
-            port: self.cfg.port,
-            elapsed_ms: 0,
-            greeting: None,
-            ehlo: None,
-            starttls: None,
-            tls: None,
-            chain: Vec::new(),
-            failure: None,
-        };
-        p.failure = self.run(&mut p, sni).await.err();
+        let mut p = SmtpProbe::unprobed(address, self.cfg.port);
+        let mut next = Further::Nothing;
+        p.failure = self.run(&mut p, sni, &mut next).await.err();
+        p.key_types = self.further(&p, sni, next).await;
         p.elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         p
     }
@@ -206,17 +297,50 @@ impl SmtpProber {
         }
     }
 
-    async fn run(&self, p: &mut SmtpProbe, sni: &str) -> Step<()> {
-        let t = self.cfg.timeouts;
+    /// The default offer: the SMTP dialogue, then the handshake with every
+    /// signature algorithm. Tells in `next` what further handshakes make sense.
+    async fn run(&self, p: &mut SmtpProbe, sni: &str, next: &mut Further) -> Step<()> {
         let sni = sni.trim_end_matches('.').to_ascii_lowercase();
-        let Ok(server_name) = ServerName::try_from(sni.clone()) else {
-            return Err(fail(
-                SmtpPhase::Connect,
-                SmtpFailureKind::NotProbed,
-                format!("{sni:?} is not a valid TLS server name"),
-            ));
+        let server_name = server_name(&sni)?;
+        let (tcp, injection) = self.until_starttls(p).await?;
+        let after_injection = |mut f: SmtpFailure, then: SmtpFailure| {
+            f.detail = format!(
+                "{}; the TLS handshake after it failed: {}",
+                f.detail, then.detail
+            );
+            f
         };
 
+        // 5. TLS handshake.
+        let (out, chain) = self.handshake(self.tls.clone(), server_name, tcp).await;
+        p.chain = chain;
+        let tls = match (out, injection.clone()) {
+            (Ok(s), _) => s,
+            (Err((f, legacy)), i) => {
+                if legacy {
+                    *next = Further::Legacy;
+                }
+                return Err(match i {
+                    None => f,
+                    Some(i) => after_injection(i, f),
+                });
+            }
+        };
+        let (_, session) = tls.get_ref();
+        p.tls = Some(tls::tls_info(session, &sni));
+        *next = Further::KeyTypes;
+
+        // 6. QUIT, inside TLS.
+        let mut conn = Framed::new(tls);
+        self.quit(&mut conn).await;
+        injection.map_or(Ok(()), Err)
+    }
+
+    /// Steps 1 to 4: connect, greeting, EHLO, STARTTLS, each reply recorded
+    /// in `p`. Returns the connection ready for a ClientHello and, when
+    /// plaintext arrived with the STARTTLS 220, the failure that records it.
+    async fn until_starttls(&self, p: &mut SmtpProbe) -> Step<(TcpStream, Option<SmtpFailure>)> {
+        let t = self.cfg.timeouts;
         // 1. Connect.
         let to = SocketAddr::new(p.address, p.port);
         let tcp = match timeout(t.connect, TcpStream::connect(to)).await {
@@ -294,49 +418,181 @@ impl SmtpProber {
                 ),
             )
         });
-        drop(pending);
-        let after_injection = |mut f: SmtpFailure, then: SmtpFailure| {
-            f.detail = format!(
-                "{}; the TLS handshake after it failed: {}",
-                f.detail, then.detail
-            );
-            f
-        };
+        Ok((tcp, injection))
+    }
 
-        // 5. TLS handshake.
-        let connector = TlsConnector::from(self.tls.clone());
+    /// One TLS handshake on a connection after STARTTLS, within the
+    /// handshake timeout. Returns the session or the failure (with whether a
+    /// legacy hello may still get the certificate), and the chain the server
+    /// sent (kept even when the handshake failed after it).
+    async fn handshake(
+        &self,
+        cfg: Arc<rustls::ClientConfig>,
+        server_name: ServerName<'static>,
+        tcp: TcpStream,
+    ) -> (
+        Result<tokio_rustls::client::TlsStream<TcpStream>, (SmtpFailure, bool)>,
+        Vec<Der>,
+    ) {
+        let limit = self.cfg.timeouts.handshake;
+        let connector = TlsConnector::from(cfg);
         let (out, chain) =
-            tls::capturing(timeout(t.handshake, connector.connect(server_name, tcp))).await;
-        p.chain = chain.into_iter().map(|c| Der(c.to_vec())).collect();
-        let failed = match out {
-            Err(_) => Err(fail(
+            tls::capturing(timeout(limit, connector.connect(server_name, tcp))).await;
+        let mut chain: Vec<Der> = chain.into_iter().map(|c| Der(c.to_vec())).collect();
+        let out = match out {
+            Err(_) => Err((
+                fail(
+                    SmtpPhase::Handshake,
+                    SmtpFailureKind::Timeout,
+                    format!("the handshake did not complete within {}", secs(limit)),
+                ),
+                false,
+            )),
+            Ok(Err(e)) => Err((handshake_error(&e), legacy_may_help(&e))),
+            Ok(Ok(s)) => {
+                if chain.is_empty()
+                    && let Some(certs) = s.get_ref().1.peer_certificates()
+                {
+                    chain = certs.iter().map(|c| Der(c.to_vec())).collect();
+                }
+                Ok(s)
+            }
+        };
+        (out, chain)
+    }
+
+    /// The further handshakes `next` calls for, one connection each. Each
+    /// asks for every key type not presented yet; the server presents one
+    /// of them (which is then struck off), or none, and then it has none of
+    /// them: a server with one certificate costs one more connection, one
+    /// with two certificates two. Stops too at a failure before TLS (a
+    /// server that refuses more connections says nothing about its
+    /// certificates).
+    async fn further(&self, p: &SmtpProbe, sni: &str, next: Further) -> Vec<KeyTypeProbe> {
+        let configured = self.cfg.key_types.families();
+        let mut left: Vec<KeyType> = match next {
+            Further::Nothing => return Vec::new(),
+            Further::KeyTypes => {
+                let seen = p.chain.first().and_then(|leaf| key_type_of_cert(&leaf.0));
+                configured
+                    .iter()
+                    .copied()
+                    .filter(|k| Some(*k) != seen)
+                    .collect()
+            }
+            // Under --key-types negotiated: one hello offering every key type.
+            Further::Legacy => configured.to_vec(),
+        };
+        let legacy = next == Further::Legacy;
+        let sni = sni.trim_end_matches('.').to_ascii_lowercase();
+        let mut out = Vec::new();
+        while !left.is_empty() || (legacy && out.is_empty()) {
+            if !self.cfg.connection_gap.is_zero() {
+                tokio::time::sleep(self.cfg.connection_gap).await;
+            }
+            let r = if legacy {
+                self.legacy_probe(p.address, &sni, &left).await
+            } else {
+                self.key_type_probe(p.address, &sni, &left).await
+            };
+            let got = r.presented().and(r.key_type);
+            out.push(r);
+            match got {
+                Some(k) if left.contains(&k) => left.retain(|x| *x != k),
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// A new connection whose handshake offers only the signature algorithms
+    /// of `asked`.
+    async fn key_type_probe(&self, address: IpAddr, sni: &str, asked: &[KeyType]) -> KeyTypeProbe {
+        let r = KeyTypeProbe::new(asked.to_vec());
+        let Some(cfg) = self
+            .by_set
+            .iter()
+            .find(|(set, _)| set == asked)
+            .map(|(_, c)| c.clone())
+        else {
+            return r;
+        };
+        let server_name = match server_name(sni) {
+            Ok(n) => n,
+            Err(f) => return r.failed(f),
+        };
+        let mut scratch = SmtpProbe::unprobed(address, self.cfg.port);
+        // Injected plaintext was reported by the default offer; here it only
+        // has to be kept out of TLS, which until_starttls does.
+        let tcp = match self.until_starttls(&mut scratch).await {
+            Ok((tcp, _)) => tcp,
+            Err(f) => return r.failed(f),
+        };
+        let (out, chain) = self.handshake(cfg, server_name, tcp).await;
+        match out {
+            Ok(s) => {
+                let mut r = KeyTypeProbe {
+                    tls: Some(tls::tls_info(s.get_ref().1, sni)),
+                    key_type: chain.first().and_then(|l| key_type_of_cert(&l.0)),
+                    offered: !chain.is_empty(),
+                    chain,
+                    ..r
+                };
+                if r.chain.is_empty() {
+                    r.failure = Some(fail(
+                        SmtpPhase::Handshake,
+                        SmtpFailureKind::Tls,
+                        "the handshake completed without a certificate",
+                    ));
+                }
+                self.quit(&mut Framed::new(s)).await;
+                r
+            }
+            Err((f, _)) => r.failed(f),
+        }
+    }
+
+    /// A new connection with a legacy ClientHello ([`legacy`]): reads the
+    /// server's ServerHello and Certificate, then closes without finishing.
+    async fn legacy_probe(&self, address: IpAddr, sni: &str, asked: &[KeyType]) -> KeyTypeProbe {
+        let r = KeyTypeProbe::new(asked.to_vec());
+        let mut scratch = SmtpProbe::unprobed(address, self.cfg.port);
+        let mut tcp = match self.until_starttls(&mut scratch).await {
+            Ok((tcp, _)) => tcp,
+            Err(f) => return r.failed(f),
+        };
+        let mut random = [0u8; 32];
+        if rustls::crypto::ring::default_provider()
+            .secure_random
+            .fill(&mut random)
+            .is_err()
+        {
+            return r.failed(fail(
+                SmtpPhase::Handshake,
+                SmtpFailureKind::Tls,
+                "no random bytes for a ClientHello",
+            ));
+        }
+        let limit = self.cfg.timeouts.handshake;
+        let got = timeout(limit, legacy::hello(&mut tcp, sni, asked, &random)).await;
+        // Never a completed handshake: close right after the certificates.
+        let _ = timeout(
+            self.cfg.timeouts.quit,
+            tokio::io::AsyncWriteExt::shutdown(&mut tcp),
+        )
+        .await;
+        match got {
+            Err(_) => r.failed(fail(
                 SmtpPhase::Handshake,
                 SmtpFailureKind::Timeout,
                 format!(
-                    "the handshake did not complete within {}",
-                    secs(t.handshake)
+                    "no certificate within {} of the legacy ClientHello",
+                    secs(limit)
                 ),
             )),
-            Ok(Err(e)) => Err(handshake_error(&e)),
-            Ok(Ok(s)) => Ok(s),
-        };
-        let tls = match (failed, injection.clone()) {
-            (Ok(s), _) => s,
-            (Err(f), None) => return Err(f),
-            (Err(f), Some(i)) => return Err(after_injection(i, f)),
-        };
-        let (_, session) = tls.get_ref();
-        p.tls = Some(tls::tls_info(session, &sni));
-        if p.chain.is_empty()
-            && let Some(certs) = session.peer_certificates()
-        {
-            p.chain = certs.iter().map(|c| Der(c.to_vec())).collect();
+            Ok(Err(why)) => r.failed(fail(SmtpPhase::Handshake, SmtpFailureKind::Tls, why)),
+            Ok(Ok(flight)) => legacy_result(r, flight),
         }
-
-        // 6. QUIT, inside TLS.
-        let mut conn = Framed::new(tls);
-        self.quit(&mut conn).await;
-        injection.map_or(Ok(()), Err)
     }
 
     /// Sends `cmd` (if any) and reads one reply, all within `limit`.
@@ -420,6 +676,63 @@ impl SmtpProber {
     }
 }
 
+/// What the default offer's outcome calls for next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Further {
+    Nothing,
+    /// The handshake completed: ask for the other key types.
+    KeyTypes,
+    /// The server shares no version or suite with rustls: legacy hellos.
+    Legacy,
+}
+
+fn server_name(sni: &str) -> Step<ServerName<'static>> {
+    ServerName::try_from(sni.to_string()).map_err(|_| {
+        fail(
+            SmtpPhase::Connect,
+            SmtpFailureKind::NotProbed,
+            format!("{sni:?} is not a valid TLS server name"),
+        )
+    })
+}
+
+/// A legacy hello's answer as evidence: offered when the server sent a
+/// certificate of a key type asked for (any, when none was named).
+fn legacy_result(mut r: KeyTypeProbe, flight: legacy::ServerFlight) -> KeyTypeProbe {
+    r.legacy = Some(LegacyHello {
+        version: legacy::version_name(flight.version),
+        cipher: legacy::cipher_name(flight.cipher),
+    });
+    r.key_type = flight.chain.first().and_then(|l| key_type_of_cert(l));
+    let fits = r.asked.is_empty() || r.key_type.is_some_and(|k| r.asked.contains(&k));
+    let failure = match (flight.chain.is_empty(), fits) {
+        (true, _) => Some("the server sent no certificate (an anonymous suite)".to_string()),
+        (false, false) => Some(tls::other_key_type(&r.asked, r.key_type)),
+        (false, true) => None,
+    };
+    match failure {
+        Some(why) => r.failed(fail(SmtpPhase::Handshake, SmtpFailureKind::Tls, why)),
+        None => {
+            r.chain = flight.chain.into_iter().map(Der).collect();
+            r.offered = true;
+            r
+        }
+    }
+}
+
+/// Every non-empty subset of `all`, each in the order of `all`.
+fn subsets(all: &[KeyType]) -> Vec<Vec<KeyType>> {
+    let n = all.len().min(8);
+    (1..(1u32 << n))
+        .map(|mask| {
+            (0..n)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| all[i])
+                .collect()
+        })
+        .collect()
+}
+
 fn secs(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{} s", d.as_secs())
@@ -485,6 +798,21 @@ fn no_common_why(a: rustls::AlertDescription) -> &'static str {
     }
 }
 
+/// Whether a failed default handshake may be one a legacy ClientHello gets
+/// past: the server shares no version or suite with rustls (it said so with
+/// an alert, chose a version rustls does not speak, or hung up on the hello).
+fn legacy_may_help(e: &io::Error) -> bool {
+    let tls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls_error {
+        Some(rustls::Error::AlertReceived(a)) => no_common_parameters(*a),
+        Some(rustls::Error::PeerIncompatible(_)) => true,
+        Some(_) => false,
+        None => is_hangup(e),
+    }
+}
+
 fn handshake_error(e: &io::Error) -> SmtpFailure {
     let tls_error = e
         .get_ref()
@@ -529,6 +857,75 @@ mod tests {
             ..cfg
         };
         assert!(SmtpProber::new(literal).is_ok());
+    }
+
+    #[test]
+    fn key_types_parse() {
+        assert_eq!(KeyTypes::parse("all").unwrap(), KeyTypes::default());
+        assert_eq!(KeyTypes::parse("negotiated").unwrap(), KeyTypes::Negotiated);
+        assert_eq!(
+            KeyTypes::parse("RSA, ecdsa,rsa").unwrap(),
+            KeyTypes::Only(vec![KeyType::Rsa, KeyType::Ecdsa])
+        );
+        assert_eq!(
+            KeyTypes::parse("rsa,ecdsa").unwrap().as_string(),
+            "rsa,ecdsa"
+        );
+        assert_eq!(KeyTypes::default().as_string(), "ecdsa,rsa,ed25519");
+        for bad in ["", "dsa", "rsa,,ecdsa", "all,rsa"] {
+            assert!(KeyTypes::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(KeyTypes::Negotiated.families().is_empty());
+    }
+
+    #[test]
+    fn only_protocol_refusals_call_for_a_legacy_hello() {
+        let alert = |a| io::Error::new(io::ErrorKind::InvalidData, rustls::Error::AlertReceived(a));
+        assert!(legacy_may_help(&alert(
+            rustls::AlertDescription::ProtocolVersion
+        )));
+        assert!(legacy_may_help(&alert(
+            rustls::AlertDescription::HandshakeFailure
+        )));
+        assert!(!legacy_may_help(&alert(
+            rustls::AlertDescription::BadCertificate
+        )));
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "eof");
+        assert!(legacy_may_help(&eof));
+        let other = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature),
+        );
+        assert!(!legacy_may_help(&other));
+    }
+
+    #[test]
+    fn a_legacy_answer_of_another_key_type_is_not_offered() {
+        let rsa = include_bytes!("../../testdata/certs/leaf-rsa.der").to_vec();
+        let flight = |chain: Vec<Vec<u8>>| legacy::ServerFlight {
+            version: 0x0301,
+            cipher: 0x002f,
+            chain,
+        };
+        let r = legacy_result(
+            KeyTypeProbe::new(vec![KeyType::Ecdsa, KeyType::Ed25519]),
+            flight(vec![rsa.clone()]),
+        );
+        assert!(
+            !r.offered && r.chain.is_empty() && r.failure.is_some(),
+            "{r:?}"
+        );
+        assert_eq!(r.key_type, Some(KeyType::Rsa), "what the server presented");
+        let r = legacy_result(KeyTypeProbe::new(vec![]), flight(vec![rsa.clone()]));
+        assert!(r.offered && r.presented().is_some(), "{r:?}");
+        assert_eq!(r.legacy.as_ref().unwrap().version, "TLSv1.0");
+        let r = legacy_result(KeyTypeProbe::new(vec![]), flight(vec![]));
+        assert!(
+            !r.offered && r.failure.is_some(),
+            "an anonymous suite: {r:?}"
+        );
+        assert_eq!(subsets(&KeyType::ALL).len(), 7);
+        assert_eq!(subsets(&[KeyType::Rsa]), vec![vec![KeyType::Rsa]]);
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //! certificate verifier records the served chain and accepts it, because DANE
 //! matching is the evaluation core's job, but still checks the handshake
 //! signature, so that the chain is proven to belong to the peer.
+//!
+//! A configuration restricted to some key types offers only their signature
+//! algorithms, which is how a server with several certificates (Postfix's
+//! `smtpd_tls_cert_file` and `smtpd_tls_eccert_file`) picks the one it
+//! presents; its verifier refuses a leaf of another type at once, so a server
+//! that has none of them costs no more than its first flight.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -14,7 +20,8 @@ use rustls::{
     ProtocolVersion, SignatureScheme,
 };
 
-use crate::core::evidence::TlsInfo;
+use crate::core::cert::key_type_of_cert;
+use crate::core::evidence::{KeyType, TlsInfo};
 
 /// Where the verifier puts the chain of the handshake running in the current task.
 type Captured = Arc<Mutex<Vec<CertificateDer<'static>>>>;
@@ -32,8 +39,10 @@ pub(crate) async fn capturing<F: Future>(fut: F) -> (F::Output, Vec<CertificateD
     (out, chain)
 }
 
-/// The client configuration shared by every probe.
-pub(crate) fn client_config() -> Result<ClientConfig, rustls::Error> {
+/// The client configuration shared by every probe: every signature algorithm
+/// for `None` (the default offer), else only those of the key types listed.
+pub(crate) fn client_config(families: Option<&[KeyType]>) -> Result<ClientConfig, rustls::Error> {
+    let families = families.map(<[KeyType]>::to_vec);
     let mut provider = ring::default_provider();
     // X25519 first: the group nearly every MTA accepts in the first flight, so no
     // HelloRetryRequest, and no large post-quantum hybrid share if a provider adds one.
@@ -44,7 +53,7 @@ pub(crate) fn client_config() -> Result<ClientConfig, rustls::Error> {
     let mut cfg = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(CaptureVerifier { algs }))
+        .with_custom_certificate_verifier(Arc::new(CaptureVerifier { algs, families }))
         .with_no_client_auth();
     // Every probe must see the full handshake: a resumed session sends no certificate.
     cfg.resumption = Resumption::disabled();
@@ -88,6 +97,42 @@ pub(crate) fn tls_info(conn: &rustls::ClientConnection, sni: &str) -> TlsInfo {
 #[derive(Debug)]
 struct CaptureVerifier {
     algs: WebPkiSupportedAlgorithms,
+    /// Offer only these key types' signature schemes, and accept only their leaves.
+    families: Option<Vec<KeyType>>,
+}
+
+/// Why a leaf does not answer the key types asked for, in words.
+pub(crate) fn other_key_type(want: &[KeyType], got: Option<KeyType>) -> String {
+    let asked: Vec<&str> = want.iter().map(|k| k.as_str()).collect();
+    format!(
+        "asked for {} certificate, the server presented {}",
+        match asked.len() {
+            1 => format!("a {}", asked[0]),
+            _ => format!("an {}", asked.join(" or ")),
+        },
+        got.map_or(
+            "a certificate of another key type".to_string(),
+            |k| format!("its {k} certificate")
+        )
+    )
+}
+
+/// The key type whose certificates a signature scheme verifies.
+fn scheme_family(s: SignatureScheme) -> Option<KeyType> {
+    use SignatureScheme as S;
+    match s {
+        S::ECDSA_NISTP256_SHA256 | S::ECDSA_NISTP384_SHA384 | S::ECDSA_NISTP521_SHA512 => {
+            Some(KeyType::Ecdsa)
+        }
+        S::RSA_PSS_SHA256
+        | S::RSA_PSS_SHA384
+        | S::RSA_PSS_SHA512
+        | S::RSA_PKCS1_SHA256
+        | S::RSA_PKCS1_SHA384
+        | S::RSA_PKCS1_SHA512 => Some(KeyType::Rsa),
+        S::ED25519 => Some(KeyType::Ed25519),
+        _ => None,
+    }
 }
 
 impl ServerCertVerifier for CaptureVerifier {
@@ -99,6 +144,12 @@ impl ServerCertVerifier for CaptureVerifier {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(want) = &self.families {
+            let got = key_type_of_cert(end_entity.as_ref());
+            if !got.is_some_and(|k| want.contains(&k)) {
+                return Err(rustls::Error::General(other_key_type(want, got)));
+            }
+        }
         // Outside a `capturing` scope there is nowhere to record: still accept.
         let _ = CAPTURE.try_with(|cell| {
             let mut chain = cell.lock().unwrap_or_else(PoisonError::into_inner);
@@ -142,7 +193,14 @@ impl ServerCertVerifier for CaptureVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
+        let all = self.algs.supported_schemes();
+        match &self.families {
+            None => all,
+            Some(want) => all
+                .into_iter()
+                .filter(|s| scheme_family(*s).is_some_and(|k| want.contains(&k)))
+                .collect(),
+        }
     }
 }
 
@@ -195,9 +253,61 @@ fn verify_tls12_raw(
 mod tests {
     use super::*;
 
+    fn verifier(families: Option<&[KeyType]>) -> CaptureVerifier {
+        CaptureVerifier {
+            algs: ring::default_provider().signature_verification_algorithms,
+            families: families.map(<[KeyType]>::to_vec),
+        }
+    }
+
+    #[test]
+    fn a_family_offers_only_its_own_schemes() {
+        let every = verifier(None).supported_verify_schemes();
+        for k in KeyType::ALL {
+            assert!(client_config(Some(&[k])).is_ok(), "{k}");
+            let offered = verifier(Some(&[k])).supported_verify_schemes();
+            assert!(!offered.is_empty(), "{k}");
+            assert!(offered.iter().all(|s| scheme_family(*s) == Some(k)), "{k}");
+            assert!(offered.iter().all(|s| every.contains(s)), "{k}");
+        }
+        let two = verifier(Some(&[KeyType::Rsa, KeyType::Ed25519])).supported_verify_schemes();
+        assert!(two.contains(&SignatureScheme::ED25519));
+        assert!(two.contains(&SignatureScheme::RSA_PSS_SHA256));
+        assert!(!two.contains(&SignatureScheme::ECDSA_NISTP256_SHA256));
+        assert!(
+            every
+                .iter()
+                .any(|s| scheme_family(*s) == Some(KeyType::Rsa))
+        );
+    }
+
+    #[test]
+    fn a_family_refuses_a_leaf_of_another_type() {
+        let rsa = CertificateDer::from(&include_bytes!("../../testdata/certs/leaf-rsa.der")[..]);
+        let ec = CertificateDer::from(&include_bytes!("../../testdata/certs/leaf-ec.der")[..]);
+        let name = ServerName::try_from("mx.example").unwrap();
+        let v = verifier;
+        let now = UnixTime::now();
+        let ecdsa = v(Some(&[KeyType::Ecdsa, KeyType::Ed25519]));
+        assert!(ecdsa.verify_server_cert(&ec, &[], &name, &[], now).is_ok());
+        let e = ecdsa
+            .verify_server_cert(&rsa, &[], &name, &[], now)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("asked for an ECDSA or Ed25519 certificate, the server presented its RSA certificate"),
+            "{e}"
+        );
+        assert!(
+            v(None)
+                .verify_server_cert(&rsa, &[], &name, &[], now)
+                .is_ok()
+        );
+    }
+
     #[test]
     fn x25519_first_and_no_resumption() {
-        let cfg = client_config().unwrap();
+        let cfg = client_config(None).unwrap();
         assert_eq!(
             cfg.crypto_provider().kx_groups[0].name(),
             NamedGroup::X25519

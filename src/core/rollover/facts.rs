@@ -11,7 +11,7 @@ use crate::core::dnssec::DnssecStatus;
 use crate::core::evidence::{HostEvidence, Lookup, LookupMeta, Outcome, Timestamp};
 use crate::core::host::{HostContext, HostOutcome, evaluate_host};
 use crate::core::rrset;
-use crate::core::smtp::completed_tls;
+use crate::core::smtp::{completed_tls, presented};
 use crate::core::tlsa::TlsaRdata;
 
 use super::Input;
@@ -21,7 +21,7 @@ pub(super) struct HostFacts<'a> {
     pub h: &'a HostEvidence,
     /// Reference identifiers for DANE-TA (RFC 7672 §3.2.3).
     pub refs: Vec<String>,
-    /// Chains that completed TLS now, per address.
+    /// Chains served now, per address (one entry per distinct chain).
     pub live: Vec<(IpAddr, Vec<CertInfo>)>,
 }
 
@@ -112,15 +112,19 @@ fn authenticates(r: &TlsaRdata, chain: &[CertInfo], refs: &[String], now: Timest
     )
 }
 
+/// Every chain served now, per address: the default offer's and those
+/// other key types get (a record for any of them is in use).
 fn live_chains(h: &HostEvidence) -> Vec<(IpAddr, Vec<CertInfo>)> {
     h.smtp
         .iter()
         .filter(|p| completed_tls(p))
-        .map(|p| {
-            (
-                p.address,
-                p.chain.iter().map(|d| CertInfo::parse(&d.0)).collect(),
-            )
+        .flat_map(|p| {
+            presented(p).into_iter().map(|c| {
+                (
+                    p.address,
+                    c.chain.iter().map(|d| CertInfo::parse(&d.0)).collect(),
+                )
+            })
         })
         .collect()
 }

@@ -12,7 +12,10 @@
 //!   margin, and from when the swap is safe (with the state kept across runs);
 //! - [`live`]: whether the certificate served now stays covered until the swap;
 //! - [`candidate`]: a planned RRset, judged before it is published;
-//! - [`decision`]: the readiness per host and per domain, with its reasons.
+//! - [`decision`]: the readiness per host and per domain, with its reasons;
+//! - [`retire`]: after the swap, the records that match nothing served;
+//! - [`procedure`]: the steps as a procedure that acts (`rollover`), and
+//!   what it remembers between runs.
 //!
 //! Pure like the rest of the core: evidence (MX hosts with their TLSA RRset
 //! as the resolver validated it, each authoritative server's answer, and
@@ -27,8 +30,10 @@ pub mod decision;
 mod facts;
 pub mod live;
 pub mod needs;
+pub mod procedure;
 pub mod publication;
 pub mod reason;
+pub mod retire;
 pub mod timing;
 
 pub use candidate::CandidateRecord;

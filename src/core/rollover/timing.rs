@@ -126,23 +126,33 @@ pub(super) fn judge(
             wait: Some(Reason::DifferentRecordsPerServer { safe_at }),
         };
     };
-    let safe_at = Timestamp(first_seen.0 + wait);
-    let wait = if now < safe_at {
-        Some(Reason::CachesMayHoldOldRrset {
+    let aged = Timestamp(first_seen.0 + wait);
+    let (safe_at, wait) = if now < aged {
+        let r = Reason::CachesMayHoldOldRrset {
             first_seen,
             how,
             ttl,
             margin_secs,
-            safe_at,
-        })
+            safe_at: aged,
+        };
+        (aged, Some(r))
     } else if !new_by_resolver {
-        Some(Reason::ResolverStale)
+        // The resolver's copy is older than the servers' RRset: it goes
+        // when its remaining TTL runs out, not at a time already past.
+        (resolver_expiry(facts), Some(Reason::ResolverStale))
     } else {
-        None
+        (aged, None)
     };
     Timing {
         first_seen: (first_seen, how),
         safe_at,
         wait,
     }
+}
+
+/// When the resolver's cached TLSA RRset expires: now plus the TTL its
+/// answer counts down from.
+fn resolver_expiry(facts: &HostFacts<'_>) -> Timestamp {
+    let left = facts.h.tlsa.as_ref().and_then(|t| t.meta.ttl).unwrap_or(0);
+    Timestamp(facts.now().0 + i64::from(left))
 }
