@@ -15,6 +15,7 @@ use dane_audit::core::dnssec::DnssecStatus::{self, Bogus, Indeterminate, Insecur
 use dane_audit::core::evaluate::{EvalOptions, evaluate};
 use dane_audit::core::evidence::{
     Evidence, FailureKind, Families, HostEvidence, LookupMeta, NsProbe, Outcome, Timestamp,
+    ZoneDenial, ZoneSignatures,
 };
 use dane_audit::dns::{DnsCollector, DnsConfig, TrustAnchorSource};
 use support::Testbed;
@@ -915,7 +916,11 @@ fn ds_trust_anchor_is_matched_against_the_root_dnskey_set() {
 
 /// Where the codes from this collector plus the core differ from
 /// scenarios.tsv, and why. Everything else must match exactly.
-const KNOWN: &[(&str, &[&str], &str)] = &[];
+const KNOWN: &[(&str, &[&str], &str)] = &[(
+    "dns-ns-no-tcp.example",
+    &["ns-no-tcp", "tlsa-rrset-large"],
+    "tlsa-stale needs the served chain (SMTP), which DNS evidence alone does not have",
+)];
 
 /// The DNS-only scenarios (plus the DNS-side codes of good-implicit and
 /// good-cname) give exactly the codes scenarios.tsv lists.
@@ -1018,4 +1023,140 @@ fn collect_timings() {
         median(&warm)
     );
     assert!(total(&warm) < total(&cold));
+}
+
+// ---- How the zones on the path are signed (RFC 8624, RFC 9905, RFC 9276) ------------------
+
+fn chain_zone<'a>(ev: &'a Evidence, zone: &str) -> &'a ZoneSignatures {
+    ev.chain
+        .iter()
+        .find(|z| z.zone == zone)
+        .unwrap_or_else(|| panic!("no zone {zone} in the chain of\n{}", summary(ev)))
+}
+
+fn key_algorithms(z: &ZoneSignatures) -> Vec<u8> {
+    let mut a: Vec<u8> = z.dnskeys.iter().map(|k| k.algorithm).collect();
+    a.sort_unstable();
+    a.dedup();
+    a
+}
+
+#[test]
+fn rfc8624_how_each_zone_is_signed_reaches_the_evidence() {
+    let Some(evs) = collect(&[
+        "dns-alg7-nsec3.example",
+        "dns-alg5-nsec.example",
+        "dns-ds-sha1.example",
+        "dns-rsa1024.example",
+        "dns-nsec3-iterations.example",
+        "good-311-211.example",
+    ]) else {
+        return;
+    };
+    let nsec3 = |iterations, salt: &str| {
+        Some(ZoneDenial::Nsec3 {
+            hash: 1,
+            iterations,
+            salt: salt.into(),
+        })
+    };
+    let z = chain_zone(&evs[0], "dns-alg7-nsec3.example");
+    assert_eq!(key_algorithms(z), [7]);
+    assert_eq!(z.denial, nsec3(0, ""));
+    assert!(z.ds.iter().all(|d| d.digest_type == 2 && d.algorithm == 7));
+    assert_eq!(codes(&evs[0]), ["dnssec-algorithm-deprecated"]);
+    let z = chain_zone(&evs[1], "dns-alg5-nsec.example");
+    assert_eq!(
+        (key_algorithms(z), &z.denial),
+        (vec![5], &Some(ZoneDenial::Nsec))
+    );
+    assert_eq!(codes(&evs[1]), ["dnssec-algorithm-deprecated"]);
+    let z = chain_zone(&evs[2], "dns-ds-sha1.example");
+    assert!(!z.ds.is_empty() && z.ds.iter().all(|d| d.digest_type == 1));
+    assert_eq!(codes(&evs[2]), ["ds-digest-sha1-only"]);
+    assert_eq!(
+        key_algorithms(chain_zone(&evs[3], "dns-rsa1024.example")),
+        [8]
+    );
+    assert_eq!(codes(&evs[3]), ["dnssec-key-weak"]);
+    let z = chain_zone(&evs[4], "dns-nsec3-iterations.example");
+    assert_eq!(z.denial, nsec3(10, "aabbccdd"));
+    assert_eq!(codes(&evs[4]), ["nsec3-parameters"]);
+    // A healthy path: ECDSA and NSEC from the root down, SHA-256 DS records.
+    let ev = &evs[5];
+    for zone in [".", "example", "good-311-211.example"] {
+        let z = chain_zone(ev, zone);
+        assert_eq!(
+            (key_algorithms(z), &z.denial),
+            (vec![13], &Some(ZoneDenial::Nsec)),
+            "{zone}"
+        );
+        assert!(z.ds.iter().all(|d| d.digest_type == 2), "{zone}");
+    }
+    assert!(codes(ev).is_empty(), "{:?}", codes(ev));
+    // The earliest signature expiry on the host's path is the earliest of
+    // its RRsets' latest signatures (here the zone's or its parent's).
+    let audit = evaluate(ev, &EvalOptions::at(Timestamp(now())));
+    let first = audit.hosts[0]
+        .earliest_signature_expiry
+        .clone()
+        .expect("a signed path");
+    let h = &ev.hosts[0];
+    for m in [&ev.mx.meta, &h.a.meta, tlsa_meta(h)] {
+        let latest = m.rrsigs.iter().map(|s| s.expiration).max().unwrap();
+        assert!(first.at <= latest, "{first:?} after {} {latest}", m.qname);
+    }
+}
+
+#[test]
+fn rfc7766_servers_without_tcp_or_dnskey_are_named() {
+    let Some(evs) = collect(&["dns-ns-no-tcp.example", "dns-ns-drops-dnskey.example"]) else {
+        return;
+    };
+    let ev = &evs[0];
+    let h = &ev.hosts[0];
+    assert!(
+        h.tlsa_answer_octets.is_some_and(|o| o > 1232),
+        "{:?}",
+        h.tlsa_answer_octets
+    );
+    for p in probes(h, "ns-notcp.example") {
+        let tcp = p.tcp.as_ref().expect("asked over TCP");
+        // nftables answers TCP with a reset: a network error, not silence.
+        assert_eq!(
+            tcp.failure.as_ref().map(|f| f.kind),
+            Some(FailureKind::Network)
+        );
+        assert!(
+            p.tlsa.truncated && p.tlsa.outcome == Outcome::Failed,
+            "{p:?}"
+        );
+        assert_eq!(p.dnskey.as_ref().map(|a| a.outcome), Some(Outcome::Answer));
+    }
+    for p in probes(h, "ns-a.example") {
+        assert!(
+            p.tlsa.truncated && p.tlsa.outcome == Outcome::Answer,
+            "{p:?}"
+        );
+        assert_eq!(p.tlsa.records.len(), 5);
+        assert!(p.tcp.as_ref().is_some_and(|a| a.failure.is_none()));
+    }
+    // DNS evidence alone: nothing served to call the leftovers stale.
+    assert_eq!(codes(ev), ["ns-no-tcp", "tlsa-rrset-large"]);
+    let ev = &evs[1];
+    let h = &ev.hosts[0];
+    let dropk = probes(h, "ns-dropk.example");
+    assert_eq!(dropk.len(), 2);
+    for p in dropk {
+        let k = p.dnskey.as_ref().expect("DNSKEY asked");
+        assert_eq!(
+            k.failure.as_ref().map(|f| f.kind),
+            Some(FailureKind::Timeout)
+        );
+        assert_eq!(p.tlsa.outcome, Outcome::Answer);
+    }
+    for p in probes(h, "ns-a.example") {
+        assert!(p.dnskey.as_ref().is_some_and(|a| a.failure.is_none()));
+    }
+    assert_eq!(codes(ev), ["ns-drops-dnskey"]);
 }

@@ -20,6 +20,8 @@ const CASES: &[&str] = &[
     "good-210-root-key-not-sent",
     "key-type-uncovered",
     "tls-legacy-only",
+    "ns-no-tcp-large-tlsa",
+    "ds-sha1-only",
 ];
 
 fn root() -> PathBuf {

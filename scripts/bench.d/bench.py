@@ -821,7 +821,11 @@ def measure(a, infra, plan, domains, listfile):
         da = summarize(name, n, m, cpu, rss)
         da["wrong_verdicts"] = len(bad) + (n - seen)
         da["wrong_examples"] = bad[:5]
-        da["shared_work"] = json.load(open(out + ".summary.json"))["caches"]
+        summary = json.load(open(out + ".summary.json"))
+        da["shared_work"] = summary["caches"]
+        if "dns_queries" in summary:
+            da["dns_queries"] = summary["dns_queries"]
+            da["dns_queries_per_domain"] = round(summary["dns_queries"] / n, 3)
         res[name] = da
         report(da)
         return da
@@ -1006,6 +1010,8 @@ def report(r):
         f"infrastructure {r['infra_cpu_per_domain_ms']:.2f}); peak RSS {r['peak_rss_kib'] / 1024:.1f} MiB; "
         f"wrong verdicts: {r['wrong_verdicts']}")
     say(f"    infrastructure CPU s: {r['infra_cpu_s_by_daemon']}, idle test bed {r['bed_cpu_s']}")
+    if "dns_queries" in r:
+        say(f"    DNS queries sent: {r['dns_queries']:,} = {r['dns_queries_per_domain']:.2f} per domain")
     for e in r.get("wrong_examples", []):
         say(f"    wrong: {e}")
 

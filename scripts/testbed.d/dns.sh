@@ -11,13 +11,14 @@ ns_host() {
     knot) echo ns-knot.$TLD. ;; a) echo ns-a.$TLD. ;; b) echo ns-b.$TLD. ;;
     refuse) echo ns-refuse.$TLD. ;; drop1) echo ns-drop1.$TLD. ;; drop2) echo ns-drop2.$TLD. ;;
     drop6) echo ns-drop6.$TLD. ;; closed) echo ns-closed.$TLD. ;; dead) echo ns-dead.$TLD. ;;
+    dropk) echo ns-dropk.$TLD. ;; notcp) echo ns-notcp.$TLD. ;;
     *) die "unknown NS token $1" ;;
   esac
 }
 # token -> the daemon that must hold the zone for that NS name to answer
 ns_daemon() {
   case $1 in
-    knot) echo knot ;; a | refuse | drop1) echo nsd-a ;; b | drop2 | drop6) echo nsd-b ;;
+    knot) echo knot ;; a | refuse | drop1) echo nsd-a ;; b | drop2 | drop6 | dropk | notcp) echo nsd-b ;;
     closed | dead) echo "" ;;
   esac
 }
@@ -52,20 +53,30 @@ tlsa() {
 }
 
 # sign [extra dnssec-signzone args]: IN (default $ZF) -> OUT (default $Z/$ZN.signed).
-# Keys (ECDSAP256SHA256 KSK + ZSK) are made on the first call for a zone; NSEC3=1 signs
-# with NSEC3 (no salt, 0 extra iterations, RFC 9276). The DS goes to the zone's .deleg.
+# Keys (ECDSAP256SHA256 KSK + ZSK; ALG= another algorithm, KEYBITS= an RSA key size) are
+# made on the first call for a zone; NSEC3=1 signs with NSEC3 (no salt, 0 extra
+# iterations, RFC 9276). The DS goes to the zone's .deleg (DSDIGEST=1: a SHA-1 DS only).
 sign() {
-  local kd=$K/$ZN in=${IN:-$ZF} out=${OUT:-$Z/$ZN.signed} n3=()
+  local kd=$K/$ZN in=${IN:-$ZF} out=${OUT:-$Z/$ZN.signed} n3=() bits=()
+  [ -n "${KEYBITS:-}" ] && bits=(-b "$KEYBITS")
   if [ ! -d "$kd" ]; then
     mkdir -p "$kd"
-    dnssec-keygen -q -K "$kd" -a "${ALG:-ECDSAP256SHA256}" -f KSK "$ZN." >/dev/null || die "dnssec-keygen $ZN"
-    dnssec-keygen -q -K "$kd" -a "${ALG:-ECDSAP256SHA256}" "$ZN." >/dev/null || die "dnssec-keygen $ZN"
+    # (deprecated algorithms make dnssec-keygen warn on stderr: that is the point)
+    dnssec-keygen -q -K "$kd" -a "${ALG:-ECDSAP256SHA256}" "${bits[@]}" -f KSK "$ZN." >/dev/null 2>"$kd/keygen.log" ||
+      { cat "$kd/keygen.log" >&2; die "dnssec-keygen $ZN"; }
+    dnssec-keygen -q -K "$kd" -a "${ALG:-ECDSAP256SHA256}" "${bits[@]}" "$ZN." >/dev/null 2>>"$kd/keygen.log" ||
+      { cat "$kd/keygen.log" >&2; die "dnssec-keygen $ZN"; }
   fi
   [ -n "${NSEC3:-}" ] && n3=(-3 "${N3SALT:--}" -H "${N3ITER:-0}")
   dnssec-signzone -q -O full -S -K "$kd" -d "$kd" "${n3[@]}" "$@" -o "$ZN." -f "$out" "$in" >/dev/null 2>"$kd/sign.log" ||
     { cat "$kd/sign.log" >&2; die "dnssec-signzone $ZN failed"; }
   if [ -f "$FRAG/$ZN.deleg" ] && ! grep -q ' DS ' "$FRAG/$ZN.deleg"; then
-    cat "$kd/dsset-$ZN." >>"$FRAG/$ZN.deleg"
+    if [ -n "${DSDIGEST:-}" ]; then
+      dnssec-dsfromkey "-$DSDIGEST" "$(grep -l 'DNSKEY[[:space:]]*257 ' "$kd"/K*.key)" >>"$FRAG/$ZN.deleg" 2>>"$kd/keygen.log" ||
+        die "dnssec-dsfromkey $ZN"
+    else
+      cat "$kd/dsset-$ZN." >>"$FRAG/$ZN.deleg"
+    fi
   fi
 }
 # A DS for a zone that is never served (delegation to dead servers): keys, no zone file.
@@ -136,6 +147,10 @@ ns-closed  A    $CLOSED4
 ns-closed  AAAA $CLOSED6
 ns-dead    A    $DEAD4
 ns-dead    AAAA $DEAD6
+ns-dropk   A    $DROPK4
+ns-dropk   AAAA $DROPK6
+ns-notcp   A    $NOTCP4
+ns-notcp   AAAA $NOTCP6
 EOF
     cat "$FRAG"/*.deleg
   } >"$Z/$TLD.zone"
@@ -253,7 +268,8 @@ EOF
 
 nsd_up() {
   nsd_conf nsd-a "$NSDA4" "$NSDA6" "$DROP1_4" "$DROP1_6"
-  nsd_conf nsd-b "$NSDB4" "$NSDB6" "$DROP2_4" "$DROP2_6" "$DROP6_4" "$DROP6_6"
+  nsd_conf nsd-b "$NSDB4" "$NSDB6" "$DROP2_4" "$DROP2_6" "$DROP6_4" "$DROP6_6" "$DROPK4" "$DROPK6" \
+    "$NOTCP4" "$NOTCP6"
   "${X[@]}" nsd -c "$B/nsd-a/nsd.conf" 9>&- || die "nsd-a failed to start (see $B/nsd-a/nsd.log)"
   "${X[@]}" nsd -c "$B/nsd-b/nsd.conf" 9>&- || die "nsd-b failed to start (see $B/nsd-b/nsd.log)"
 }
@@ -277,13 +293,15 @@ EOF
     "$B/dnsdist/dnsdist.pid" "$B/dnsdist/dnsdist.conf" </dev/null >"$B/dnsdist/dnsdist.log" 2>&1 9>&-
 }
 
-# ---- nftables: TLSA-dropping addresses and the dead server --------------------------------
+# ---- nftables: TLSA- and DNSKEY-dropping addresses, no TCP, the dead server -------------
 nft_up() {
   local L f=$B/nftables.nft
   {
     cat <<EOF
 table inet testbed {
   chain tlsa_drop {
+  }
+  chain dnskey_drop {
   }
   chain input {
     type filter hook input priority 0; policy accept;
@@ -295,6 +313,13 @@ table inet testbed {
     # one set lookup per packet instead of a thousand rules.
     ip daddr { $DROP1_4, $DROP2_4 } jump tlsa_drop
     ip6 daddr { $DROP1_6, $DROP2_6, $DROP6_6 } jump tlsa_drop
+    # ns-dropk: DNSKEY queries dropped (both families); ns-notcp: TCP to port 53 refused
+    # (a reset, not silence: resolvers then fail over at once, so the oracle's view through
+    # Unbound does not hang on its TCP timeout)
+    ip daddr $DROPK4 jump dnskey_drop
+    ip6 daddr $DROPK6 jump dnskey_drop
+    ip daddr $NOTCP4 tcp dport 53 reject with tcp reset
+    ip6 daddr $NOTCP6 tcp dport 53 reject with tcp reset
   }
 }
 EOF
@@ -304,6 +329,9 @@ EOF
     for ((L = 1; L <= 255; L++)); do
       echo "add rule inet testbed tlsa_drop udp dport 53 @th,$(((8 + 12 + L - 1) * 8)),24 0x000034 counter drop"
       echo "add rule inet testbed tlsa_drop tcp dport 53 @ih,$(((2 + 12 + L - 1) * 8)),24 0x000034 counter drop"
+      # the same for DNSKEY (QTYPE 48) on ns-dropk
+      echo "add rule inet testbed dnskey_drop udp dport 53 @th,$(((8 + 12 + L - 1) * 8)),24 0x000030 counter drop"
+      echo "add rule inet testbed dnskey_drop tcp dport 53 @ih,$(((2 + 12 + L - 1) * 8)),24 0x000030 counter drop"
     done
   } >"$f"
   "${X[@]}" nft -f "$f" || die "nft ruleset failed"

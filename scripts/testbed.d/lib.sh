@@ -28,6 +28,8 @@ DROP6_4=198.51.100.8   DROP6_6=2001:db8:53::8  # nsd-b; nft drops TLSA queries o
 CLOSED4=198.51.100.9   CLOSED6=2001:db8:53::9  # nothing listens: ICMP port unreachable
 DEAD4=198.51.100.10    DEAD6=2001:db8:53::10   # nft drops every packet: silence
 NSDS4=198.51.100.11    NSDS6=2001:db8:53::11   # nsd-s: secondary of the update zone (update.sh)
+DROPK4=198.51.100.12   DROPK6=2001:db8:53::12  # nsd-b; nft drops DNSKEY queries (v4 and v6)
+NOTCP4=198.51.100.13   NOTCP6=2001:db8:53::13  # nsd-b; nft refuses TCP to port 53 (v4 and v6)
 RES4=198.51.100.53     RES6=2001:db8:53::53    # unbound (validating, the netns resolv.conf)
 # SMTP: Postfix on 192.0.2.N / 2001:db8:25::N, smtp_peer on 203.0.113.N / 2001:db8:26::N.
 v4() { echo "192.0.2.$1"; }

@@ -230,7 +230,63 @@ dns_checks() { # domain first-host -> "ok" or "FAIL: reasons"
     dq "$RES4" "$h" CNAME
     [ -n "$(rrs CNAME)" ] || bad+=" MX target is not a CNAME;"
   fi
+  bad+=$(hygiene_checks "$d" "$h")
   if [ -z "$bad" ]; then echo ok; else echo "FAIL:${bad%;}"; fi
+}
+
+# ---- DNSSEC and nameserver hygiene of the domain's zone (issue 15) ------------------------
+# What the zone publishes (validated by Unbound, AD=1) and what each of its servers does
+# when asked directly; prints " reason;" for each expected code the servers contradict.
+hygiene_checks() { # domain first-host
+  local d=$1 h=$2 out="" n a v weak=0 dropk=0 notcp=0 tc=0
+  if has dnssec-algorithm-deprecated; then
+    dq "$RES4" "$d" DNSKEY
+    v=$(rrs DNSKEY | awk '{print $3}' | sort -u | paste -sd, -)
+    echo "  DNSKEY algorithms: $v (AD=$DQ_AD)" >>"$LOG"
+    [ "$DQ_AD" = 1 ] && [ -n "$v" ] && ! tr , '\n' <<<"$v" | grep -qvxE '1|3|5|6|7|10|12' ||
+      out+=" DNSKEY algorithms $v are not all deprecated (or not validated);"
+  fi
+  if has ds-digest-sha1-only; then
+    dq "$RES4" "$d" DS
+    v=$(rrs DS | awk '{print $3}' | sort -u | paste -sd, -)
+    echo "  DS digest types: $v (AD=$DQ_AD)" >>"$LOG"
+    [ "$DQ_AD" = 1 ] && [ "$v" = 1 ] || out+=" DS digest types $v, not SHA-1 only;"
+  fi
+  if has dnssec-key-weak; then
+    dq "$RES4" "$d" DNSKEY
+    # RSA key field (RFC 3110): 1 length byte + 3 exponent bytes (65537), then the modulus
+    while read -r v; do
+      n=$(base64 -d <<<"$v" 2>/dev/null | wc -c)
+      echo "  RSA DNSKEY of about $(((n - 4) * 8)) bits" >>"$LOG"
+      [ $(((n - 4) * 8)) -lt 2048 ] && weak=$((weak + 1))
+    done < <(rrs DNSKEY | sed 's/;.*//' | awk '$3 ~ /^(1|5|7|8|10)$/ {k = ""; for (i = 4; i <= NF; i++) k = k $i; print k}')
+    [ "$DQ_AD" = 1 ] && [ "$weak" -gt 0 ] || out+=" no RSA DNSKEY under 2048 bits (or not validated);"
+  fi
+  if has nsec3-parameters; then
+    dq "$RES4" "$d" NSEC3PARAM
+    v=$(rrs NSEC3PARAM | head -1)
+    echo "  NSEC3PARAM $v (AD=$DQ_AD)" >>"$LOG"
+    [ "$DQ_AD" = 1 ] && awk '{exit !($3 > 0 || $4 != "-")}' <<<"$v" || out+=" NSEC3PARAM '$v' has no iterations or salt;"
+  fi
+  if has ns-drops-dnskey || has ns-no-tcp || has tlsa-rrset-large; then
+    while read -r n a; do
+      [ -n "$a" ] || continue
+      DQ_TIME=2 DQ_TRIES=1 dq "$a" "$d" SOA +norec
+      [ "$DQ_STATUS" = TIMEOUT ] && continue
+      DQ_TIME=2 DQ_TRIES=1 dq "$a" "$d" DNSKEY +norec +ignore
+      echo "  $n $a: DNSKEY $DQ_STATUS" >>"$LOG"
+      [ "$DQ_STATUS" = TIMEOUT ] && dropk=$((dropk + 1))
+      DQ_TIME=2 DQ_TRIES=1 dq "$a" "$d" SOA +norec +tcp
+      echo "  $n $a: SOA over TCP $DQ_STATUS" >>"$LOG"
+      [ "$DQ_STATUS" = TIMEOUT ] && notcp=$((notcp + 1))
+      "${X[@]}" dig @"$a" +norec +dnssec +bufsize=1232 +ignore +time=2 +tries=1 "_25._tcp.$h" TLSA 2>/dev/null |
+        grep -qE 'flags:[a-z ]* tc[ ;]' && tc=$((tc + 1)) && echo "  $n $a: TLSA truncated at 1232 octets" >>"$LOG"
+    done < <(ns_addrs "$d")
+    has ns-drops-dnskey && [ $dropk = 0 ] && out+=" no server drops DNSKEY;"
+    has ns-no-tcp && [ $notcp = 0 ] && out+=" every server answers over TCP;"
+    has tlsa-rrset-large && [ $tc = 0 ] && out+=" the TLSA answer fits 1232 octets;"
+  fi
+  printf '%s' "$out"
 }
 
 # ossl_addr ADDR HOST TLSA-RRS -> class(es) for one address: per key type for the

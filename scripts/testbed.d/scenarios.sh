@@ -296,6 +296,48 @@ s_dns_mx_insecure_host_tlsa() { # unsigned domain, MX host in a signed zone with
   finish
 }
 
+# =============================== DNSSEC and nameserver hygiene =======================
+# Chains that validate today but are fragile: each passes, with a finding.
+s_dns_alg7_nsec3() { # RSASHA1-NSEC3-SHA1 (algorithm 7) keys, NSEC3 (0 iterations, no salt)
+  std dns-alg7-nsec3.example "a b" 78
+  tlsa mx "$(ee)" "$(ta)"
+  ALG=NSEC3RSASHA1 KEYBITS=2048 NSEC3=1 finish
+}
+s_dns_alg5_nsec() { # RSASHA1 (algorithm 5) keys, NSEC
+  std dns-alg5-nsec.example "a b" 55
+  tlsa mx "$(ee)" "$(ta)"
+  ALG=RSASHA1 KEYBITS=2048 finish
+}
+s_dns_ds_sha1() { # the DS at example. has digest type 1 (SHA-1) only
+  std dns-ds-sha1.example "a b" 56
+  tlsa mx "$(ee)" "$(ta)"
+  DSDIGEST=1 finish
+}
+s_dns_rsa1024() { # RSASHA256 with 1024-bit KSK and ZSK
+  std dns-rsa1024.example "a b" 57
+  tlsa mx "$(ee)" "$(ta)"
+  ALG=RSASHA256 KEYBITS=1024 finish
+}
+s_dns_nsec3_iterations() { # NSEC3 with a salt and 10 extra iterations (ECDSA keys)
+  std dns-nsec3-iterations.example "a b" 58
+  tlsa mx "$(ee)" "$(ta)"
+  NSEC3=1 N3SALT=aabbccdd N3ITER=10 finish
+}
+s_dns_ns_drops_dnskey() { # ns-dropk (nsd-b) drops DNSKEY queries on both families; ns-a answers
+  std dns-ns-drops-dnskey.example "a dropk" 59
+  tlsa mx "$(ee)" "$(ta)"
+  finish
+}
+s_dns_ns_no_tcp() { # ns-notcp (nsd-b) refuses TCP; the TLSA RRset needs it (about 1300 octets)
+  std dns-ns-no-tcp.example "a notcp" 77
+  leaf "$H.old" rsa int 825 "$H" # retired by an earlier rollover, its records left behind
+  local full
+  full=$(openssl x509 -in "$C.old.crt" -outform DER | od -An -v -tx1 | tr -d ' \n' | fold -w 64 | paste -sd' ' -)
+  tlsa mx "$(ee)" "$(ta)" "$(ee "$C.old.crt")" "3 1 2 $(spki512 "$C.old.crt")"
+  rr "_25._tcp.mx TLSA 3 0 0 $full"
+  finish
+}
+
 # =============================== TLSA records ========================================
 s_rec_usage1() { std rec-usage1.example "knot b" 60; tlsa mx "1 1 1 $(spki256 "$C.rsa.crt")"; finish; }
 s_rec_usage0() {

@@ -58,6 +58,12 @@ fn secondary_rule(code: Code) -> &'static str {
         | Code::DaneTaNameMismatch => {
             "The severity is critical when no other record authenticates the address, and error when another record still does (mail flows, but the backup record is broken)."
         }
+        Code::Nsec3Parameters => {
+            "The severity is notice, and warning above 150 iterations, where validators may treat the zone's answers as insecure (RFC 9276 §3.2)."
+        }
+        Code::NsDropsDnskey => {
+            "The severity is warning, and error when no server of the zone answers DNSKEY queries (then nothing in the zone validates)."
+        }
         _ => {
             "The severity is critical when the host has a secure TLSA RRset (DANE senders require TLS), and notice otherwise."
         }

@@ -171,6 +171,9 @@ struct ScanSummary<'a> {
     this_run: &'a Tally,
     counts: &'a Counts,
     caches: SharingStats,
+    /// DNS questions this run sent (to the resolvers or, with --iterative,
+    /// to the servers on the way down, and to servers asked directly).
+    dns_queries: u64,
     top_codes: Vec<(String, u64)>,
     exit_code: u8,
 }
@@ -428,6 +431,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         this_run: &result.tally,
         counts: &result.counts,
         caches: collector.stats(),
+        dns_queries: collector.dns().queries_sent(),
         top_codes: total.top_codes(10),
         exit_code: exit as u8,
     };
@@ -515,11 +519,12 @@ fn print_summary(s: &ScanSummary<'_>, r: &crate::scan::RunResult) {
     let p = &s.caches.probes;
     let _ = writeln!(
         err,
-        "scan: shared work: {} MX host lookups for {} uses, {} STARTTLS probes for {} uses",
+        "scan: shared work: {} MX host lookups for {} uses, {} STARTTLS probes for {} uses; {} DNS queries",
         h.misses,
         h.misses + h.hits + h.coalesced,
         p.misses,
-        p.misses + p.hits + p.coalesced
+        p.misses + p.hits + p.coalesced,
+        s.dns_queries
     );
     if c.resumed > 0 || c.other_shard > 0 {
         let _ = writeln!(

@@ -85,6 +85,24 @@ pub struct HostAudit {
     pub tlsa: Option<RrsetView>,
     pub records: Vec<RecordView>,
     pub addresses: Vec<AddressAudit>,
+    /// When the first signed RRset on this host's DANE path (MX, A, AAAA,
+    /// TLSA, and the DNSKEY and DS RRsets up to the trust anchor) loses its
+    /// last valid signature: a monitor alerts before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earliest_signature_expiry: Option<SignatureExpiry>,
+}
+
+/// The first signature expiry on a path.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SignatureExpiry {
+    /// The latest expiration among that RRset's signatures.
+    pub at: Timestamp,
+    /// The RRset, `owner TYPE`.
+    pub rrset: String,
+    /// The zone that signed it.
+    pub signer: String,
+    /// The key of its latest signature.
+    pub key_tag: u16,
 }
 
 #[derive(Clone, Debug, Serialize)]

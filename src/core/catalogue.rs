@@ -83,11 +83,17 @@ pub fn entry(code: Code) -> &'static Entry {
         Code::RrsigExpiring => &RRSIG_EXPIRING,
         Code::RrsigExpired => &RRSIG_EXPIRED,
         Code::DnssecWitnessDisagree => &DNSSEC_WITNESS_DISAGREE,
+        Code::DnssecAlgorithmDeprecated => &DNSSEC_ALGORITHM_DEPRECATED,
+        Code::DsDigestSha1Only => &DS_DIGEST_SHA1_ONLY,
+        Code::DnssecKeyWeak => &DNSSEC_KEY_WEAK,
+        Code::Nsec3Parameters => &NSEC3_PARAMETERS,
         Code::NsDropsTlsa => &NS_DROPS_TLSA,
         Code::NsRefusesTlsa => &NS_REFUSES_TLSA,
         Code::NsDenialBogus => &NS_DENIAL_BOGUS,
         Code::NsOutOfSync => &NS_OUT_OF_SYNC,
         Code::NsUnreachable => &NS_UNREACHABLE,
+        Code::NsDropsDnskey => &NS_DROPS_DNSKEY,
+        Code::NsNoTcp => &NS_NO_TCP,
         Code::TlsaPkixUsage => &TLSA_PKIX_USAGE,
         Code::TlsaMalformed => &TLSA_MALFORMED,
         Code::TlsaAllUnusable => &TLSA_ALL_UNUSABLE,
@@ -105,6 +111,7 @@ pub fn entry(code: Code) -> &'static Entry {
         Code::TlsaSingleIssuerPin => &TLSA_SINGLE_ISSUER_PIN,
         Code::TlsaRootPinned => &TLSA_ROOT_PINNED,
         Code::TlsaNoBackup => &TLSA_NO_BACKUP,
+        Code::TlsaRrsetLarge => &TLSA_RRSET_LARGE,
         Code::SmtpUnreachable => &SMTP_UNREACHABLE,
         Code::SmtpRateLimited => &SMTP_RATE_LIMITED,
         Code::SmtpProtocolError => &SMTP_PROTOCOL_ERROR,
@@ -307,6 +314,52 @@ static DNSSEC_WITNESS_DISAGREE: Entry = e(
      to different clients, a resolver with a different trust anchor, or a validator \
      bug. The disagreement is shown so it is never hidden.",
 );
+static DNSSEC_ALGORITHM_DEPRECATED: Entry = e(
+    Warning,
+    "a zone on the DANE path is signed only with an algorithm that must no longer be used for signing",
+    "Roll the zone to algorithm 13 (ECDSAP256SHA256) or 15 (Ed25519) with an algorithm rollover (RFC 6781 §4.1.4): sign with keys of both algorithms, publish the new DS at the parent, wait for the TTLs, then remove the old keys and DS. BIND: `dnssec-policy` with `algorithm ecdsap256sha256`; Knot: `algorithm: ecdsap256sha256` in the zone's policy.",
+    "RFC 8624 §3.1, RFC 9905 §2",
+    "RFC 8624 says algorithms 1 (RSAMD5), 3 (DSA), 5 (RSASHA1), 6 (DSA-NSEC3-SHA1), \
+     7 (RSASHA1-NSEC3-SHA1), 10 (RSASHA512) and 12 (ECC-GOST) must not (or should not) \
+     be used to sign zones, and RFC 9905 forbids the SHA-1 algorithms 5 and 7 for new \
+     signatures. RFC 9905 §2 also tells the operators of validating resolvers to \
+     treat 5 and 7 as unsupported: for them the zone is insecure (never bogus), so \
+     a growing share of senders finds no secure TLSA and skips DANE for the \
+     domain. Validators, dane-audit included, still validate these algorithms; \
+     the zone works today, but its protection is fading.",
+);
+static DS_DIGEST_SHA1_ONLY: Entry = e(
+    Warning,
+    "the DS records of a zone on the DANE path use only SHA-1 digests",
+    "Publish a DS with digest type 2 (SHA-256) at the parent (e.g. `dnssec-dsfromkey -2 <KSK file>`, or the registrar's DNSSEC form), then remove the SHA-1 DS.",
+    "RFC 8624 §3.3, RFC 9905 §2",
+    "The DS record at the parent ties a zone to its key. SHA-1 (digest type 1) \
+     must not be used to make DS records any more (RFC 8624 §3.3), and validators \
+     that no longer accept it treat the delegation as insecure when no other \
+     digest is there: senders behind them skip DANE for every name below.",
+);
+static DNSSEC_KEY_WEAK: Entry = e(
+    Warning,
+    "a zone on the DANE path has an RSA DNSKEY shorter than 2048 bits",
+    "Replace the key with a 2048-bit RSA key (a key rollover, RFC 7583), or better roll the zone to algorithm 13 (ECDSAP256SHA256): shorter signatures and keys.",
+    "RFC 8624 §3.1, RFC 6781 §3.4.2",
+    "RSA keys of 1024 bits are within reach of well-funded attackers, and some \
+     validators and cryptographic libraries refuse them. Every RRset the key \
+     signs (TLSA included) is only as strong as the weakest key on the chain of \
+     trust from the root.",
+);
+static NSEC3_PARAMETERS: Entry = e(
+    Notice,
+    "a zone on the DANE path uses NSEC3 with extra iterations or a salt",
+    "Sign the zone with NSEC3 iterations 0 and no salt (`NSEC3PARAM 1 0 0 -`): BIND `dnssec-policy` with `nsec3param iterations 0 optout no salt-length 0;`, Knot `nsec3-iterations: 0` and `nsec3-salt-length: 0`, dnssec-signzone `-3 - -H 0`; or sign with NSEC.",
+    "RFC 9276 §3.1-3.2",
+    "Extra NSEC3 iterations and salts add no protection against zone walking \
+     (RFC 9276 §2.4) and cost every validator CPU time. RFC 9276 §3.1 asks for \
+     0 iterations and an empty salt. Above 150 iterations validators may treat \
+     the zone's answers as insecure (RFC 9276 §3.2), and for them DANE then \
+     stops working: that case is a warning.",
+)
+.or(Warning);
 static NS_DROPS_TLSA: Entry = e(
     Error,
     "a nameserver address does not answer TLSA queries, while it answers others",
@@ -348,6 +401,29 @@ static NS_UNREACHABLE: Entry = e(
     "RFC 1034 §4.1",
     "Resolvers waste time on this address and may give up; it weakens every lookup \
      in the zone, TLSA included.",
+);
+static NS_DROPS_DNSKEY: Entry = e(
+    Warning,
+    "a nameserver address does not answer DNSKEY queries, while it answers others",
+    "Find the firewall, load balancer or DNS appliance in front of this server that drops DNSKEY (type 48) queries, or large answers, and let them through.",
+    "RFC 4035 §5, RFC 7672 §2.2",
+    "A validating resolver needs the zone's DNSKEY RRset to validate anything in \
+     it, TLSA included. Resolvers that ask this server time out and retry another \
+     one, or give up with SERVFAIL, and DANE senders behind them defer mail. When \
+     no server of the zone answers DNSKEY, nothing in it validates: that is an \
+     error.",
+)
+.or(Error);
+static NS_NO_TCP: Entry = e(
+    Error,
+    "a nameserver address does not answer over TCP",
+    "Allow TCP port 53 to this server (firewall, load balancer) and make the server listen on TCP: every DNS server must answer over TCP (RFC 7766).",
+    "RFC 7766 §5, RFC 9210",
+    "An answer larger than the UDP buffer (1232 octets is the usual size) comes \
+     back truncated, and the resolver must ask again over TCP. A server that does \
+     not answer over TCP leaves such answers unreachable: large TLSA and DNSKEY \
+     RRsets, and every answer once a resolver falls back to TCP. Resolvers that \
+     pick this server fail and retry elsewhere or defer mail.",
 );
 static TLSA_PKIX_USAGE: Entry = e(
     Warning,
@@ -515,6 +591,16 @@ static TLSA_NO_BACKUP: Entry = e(
     "With exactly one matching record, replacing the key or certificate in any way \
      makes the host fail until DNS catches up. A second, independent record lets a \
      rollover happen without an outage.",
+);
+static TLSA_RRSET_LARGE: Entry = e(
+    Notice,
+    "the TLSA RRset is large: its signed answer does not fit 1232 octets, or it has more than 8 records",
+    "Remove records left over from earlier rollovers (keep `3 1 1` for the current key and `2 1 1` for its issuing CA, plus the next key's record during a rollover), prefer digests (matching type 1) to full certificates (matching type 0), and check that every nameserver answers over TCP.",
+    "RFC 7671 §8.1, RFC 7766 §5",
+    "An answer that does not fit a 1232-octet UDP datagram arrives truncated and \
+     must be fetched again over TCP (or as IP fragments, which many networks drop): \
+     every lookup is slower and fails where TCP is blocked. Most often the RRset \
+     has grown with each rollover, because old records were never removed.",
 );
 static SMTP_UNREACHABLE: Entry = e(
     Warning,

@@ -1,7 +1,5 @@
 //! Evidence of one domain in, findings and verdicts out (RFC 7672 §2).
 
-use std::collections::BTreeMap;
-
 use super::audit::DomainAudit;
 use super::dnssec::{DnssecStatus, SigTime, sig_time};
 use super::evidence::{Evidence, LookupMeta, Outcome, Rrsig, Timestamp};
@@ -64,13 +62,16 @@ pub fn evaluate(ev: &Evidence, opts: &EvalOptions) -> DomainAudit {
             now: opts.now,
             accept_nexthop_name: opts.accept_nexthop_name,
         };
-        let out = evaluate_host(&cx, h);
+        let mut out = evaluate_host(&cx, h);
         findings.extend(out.findings);
         findings.extend(super::nameserver::findings(&h.name, &h.nameservers));
+        findings.extend(super::tlsa_size::finding(h, &out.audit));
+        out.audit.earliest_signature_expiry = super::path::earliest_expiry(ev, h);
         hosts.push(out.audit);
     }
     findings.extend(super::nameserver::findings(domain, &ev.nameservers));
     findings.extend(signature_findings(ev, opts));
+    findings.extend(super::signing::findings(&ev.chain));
     findings.extend(witness_findings(ev));
     coverage_findings(domain, mx_state, &hosts, &tlsa_hosts, &mut findings);
     let findings = dedupe_and_sort(findings);
@@ -169,28 +170,7 @@ fn ede_suffix(m: &LookupMeta) -> String {
 
 /// Every RRset's signatures, by (owner, covered type, signer).
 fn signature_findings(ev: &Evidence, opts: &EvalOptions) -> Vec<Finding> {
-    type Groups<'a> = BTreeMap<(String, String, String), Vec<&'a Rrsig>>;
-    fn add<'a>(groups: &mut Groups<'a>, owner: &str, sigs: &'a [Rrsig]) {
-        for s in sigs {
-            groups
-                .entry((owner.to_string(), s.covered.clone(), s.signer.clone()))
-                .or_default()
-                .push(s);
-        }
-    }
-    let mut groups = Groups::new();
-    add(&mut groups, &ev.mx.meta.qname, &ev.mx.meta.rrsigs);
-    for h in &ev.hosts {
-        add(&mut groups, &h.a.meta.qname, &h.a.meta.rrsigs);
-        add(&mut groups, &h.aaaa.meta.qname, &h.aaaa.meta.rrsigs);
-        if let Some(t) = &h.tlsa {
-            add(&mut groups, &t.meta.qname, &t.meta.rrsigs);
-        }
-    }
-    for z in &ev.chain {
-        add(&mut groups, &z.zone, &z.rrsigs);
-    }
-    groups
+    super::path::rrsets(ev)
         .into_iter()
         .filter_map(|((owner, covered, signer), sigs)| {
             let subject = format!("{} {covered}", owner.trim_end_matches('.'));

@@ -355,6 +355,12 @@ pub struct HostEvidence {
     pub nameservers: Vec<NsProbe>,
     #[serde(default)]
     pub smtp: Vec<SmtpProbe>,
+    /// Octets of the smallest DNS response that carries the TLSA RRset with
+    /// its signatures (header, question, answer section, EDNS OPT record):
+    /// above 1232 it does not fit a UDP answer and needs TCP (RFC 7766) or
+    /// IP fragments. `None` without a TLSA answer (and in older evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlsa_answer_octets: Option<u32>,
 }
 
 /// What one authoritative server address said about one TLSA name.
@@ -370,6 +376,17 @@ pub struct NsProbe {
     pub tlsa: NsAnswer,
     #[serde(default)]
     pub soa_serial: Option<u32>,
+    /// The zone's DNSKEY RRset, asked over UDP only: a truncated answer
+    /// counts as an answer, so this tells "drops DNSKEY" from "no TCP".
+    /// `None`: not asked (evidence older than this check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnskey: Option<NsAnswer>,
+    /// A SOA question over TCP only (RFC 7766: every server must answer
+    /// over TCP; answers larger than a UDP datagram need it), asked once
+    /// per server address and run, so possibly for another zone of the
+    /// same server. `None`: not asked (evidence older than this check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<NsAnswer>,
 }
 
 impl NsProbe {
@@ -400,6 +417,10 @@ pub struct NsAnswer {
     pub ttl: Option<u32>,
     #[serde(default)]
     pub elapsed_ms: u64,
+    /// The UDP answer had TC=1: what is recorded here came over TCP (or
+    /// the TCP question failed), so a failure says "no TCP", not "drops".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 impl NsAnswer {
@@ -490,12 +511,76 @@ pub fn mx_targets(domain: &str, mx: &Lookup<MxRecord>) -> Vec<(String, Option<u1
     out
 }
 
-/// RRSIG times of the DNSKEY and DS RRsets of one zone on the chain of trust.
+/// RRSIG times of the DNSKEY and DS RRsets of one zone on the chain of
+/// trust, and how the zone is signed: its keys, the digests of its DS
+/// records at the parent, and how it denies existence.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ZoneSignatures {
     pub zone: String,
     #[serde(default)]
     pub rrsigs: Vec<Rrsig>,
+    /// The zone's DNSKEY RRset as served (empty in evidence older than it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dnskeys: Vec<ZoneKey>,
+    /// The DS RRset at the parent (empty for the root, an unsigned
+    /// delegation, or evidence older than it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ds: Vec<DsDigest>,
+    /// How the zone proves non-existence (from its NSEC3PARAM question);
+    /// `None`: not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial: Option<ZoneDenial>,
+}
+
+/// One DNSKEY record of a zone (RFC 4034 §2).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ZoneKey {
+    pub flags: u16,
+    pub algorithm: u8,
+    pub key_tag: u16,
+    /// The public key field, base64 as in zone files.
+    pub key: String,
+}
+
+impl ZoneKey {
+    /// Flag bit 7 (RFC 4034 §2.1.1): the key signs the zone's data.
+    pub fn is_zone_key(&self) -> bool {
+        self.flags & 0x0100 != 0
+    }
+
+    /// Flag bit 8 (RFC 5011 §3): the key is revoked and signs nothing.
+    pub fn is_revoked(&self) -> bool {
+        self.flags & 0x0080 != 0
+    }
+
+    /// Flag bit 15 (RFC 4034 §2.1.1): a key-signing key, by convention.
+    pub fn is_sep(&self) -> bool {
+        self.flags & 0x0001 != 0
+    }
+}
+
+/// One DS record at the parent (RFC 4034 §5), without its digest value.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DsDigest {
+    pub key_tag: u16,
+    pub algorithm: u8,
+    pub digest_type: u8,
+}
+
+/// How a zone proves that names and types do not exist.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ZoneDenial {
+    /// NSEC (RFC 4034 §4).
+    Nsec,
+    /// NSEC3 (RFC 5155) with these parameters.
+    Nsec3 {
+        hash: u8,
+        iterations: u16,
+        /// Hex, empty for no salt.
+        #[serde(default)]
+        salt: String,
+    },
 }
 
 /// The SMTP phase in which a probe stopped.

@@ -287,6 +287,8 @@ pub fn evaluate_host(cx: &HostContext<'_>, h: &HostEvidence) -> HostOutcome {
             tlsa: h.tlsa.as_ref().map(|t| rrset_view(&t.meta)),
             records: record_views,
             addresses: address_audits,
+            // The path above the host is the domain's: set by `evaluate`.
+            earliest_signature_expiry: None,
         },
         findings,
     }

@@ -19,11 +19,14 @@ pub mod identity;
 pub mod issuers;
 pub mod key_types;
 pub mod nameserver;
+pub mod path;
 pub mod record_anchor;
 pub mod rollover;
 pub mod rrset;
+pub mod signing;
 pub mod smtp;
 pub mod tlsa;
+pub mod tlsa_size;
 pub mod verdict;
 
 pub use evaluate::{EvalOptions, evaluate};

@@ -35,8 +35,77 @@ pub fn findings(host: &str, probes: &[NsProbe]) -> Vec<Finding> {
         .filter_map(|p| per_server(host, p))
         .filter(|f| !(all_bogus && f.code == Code::NsDenialBogus))
         .collect();
+    out.extend(dnskey_findings(host, &probes));
+    out.extend(probes.iter().filter_map(|p| tcp_finding(host, p)));
     out.extend(sync_findings(host, &probes));
     out
+}
+
+/// The server answers at all (a control question), so a silent question
+/// type or transport is the server's choice, not a dead server.
+fn alive(p: &NsProbe) -> bool {
+    answered(&p.control) || p.soa_serial.is_some()
+}
+
+fn silent(a: &NsAnswer) -> bool {
+    matches!(
+        failure_kind(a),
+        Some(FailureKind::Timeout | FailureKind::Network)
+    )
+}
+
+/// `ns-drops-dnskey` per server that times out on DNSKEY while it answers
+/// other questions; an error when no server of the zone answers DNSKEY
+/// (then nothing in the zone validates).
+fn dnskey_findings(host: &str, probes: &[&NsProbe]) -> Vec<Finding> {
+    let asked: Vec<&&NsProbe> = probes.iter().filter(|p| p.dnskey.is_some()).collect();
+    let none_answers = !asked.is_empty()
+        && asked
+            .iter()
+            .all(|p| p.dnskey.as_ref().is_some_and(|a| !answered(a)));
+    asked
+        .iter()
+        .filter(|p| alive(p) && p.dnskey.as_ref().is_some_and(silent))
+        .map(|p| {
+            let who = server_label(p);
+            let zone = p.zone.trim_end_matches('.');
+            let f = Finding::new(Code::NsDropsDnskey, who.clone())
+                .msg(format!(
+                    "{who} does not answer DNSKEY queries for {zone}, but answers other queries{}",
+                    if none_answers {
+                        "; no server of the zone answers them, so nothing in it validates"
+                    } else {
+                        ""
+                    }
+                ))
+                .at_host(host);
+            if none_answers { f.secondary() } else { f }
+        })
+        .collect()
+}
+
+/// `ns-no-tcp`: the server answers over UDP, never over TCP.
+fn tcp_finding(host: &str, p: &NsProbe) -> Option<Finding> {
+    let tcp = p.tcp.as_ref()?;
+    if !alive(p) || !silent(tcp) {
+        return None;
+    }
+    let who = server_label(p);
+    let zone = p.zone.trim_end_matches('.');
+    let qname = p.qname.trim_end_matches('.');
+    let mut msg = format!(
+        "{who}, a server of {zone}, answers over UDP but not over TCP ({} over TCP)",
+        tcp.failure
+            .as_ref()
+            .map(|f| f.kind.as_str())
+            .unwrap_or("no answer")
+    );
+    if p.tlsa.truncated {
+        msg.push_str(&format!(
+            "; the TLSA answer at {qname} does not fit its UDP answer, so resolvers that ask this server cannot get it"
+        ));
+    }
+    Some(Finding::new(Code::NsNoTcp, who).msg(msg).at_host(host))
 }
 
 fn per_server(host: &str, p: &NsProbe) -> Option<Finding> {
@@ -61,6 +130,8 @@ fn per_server(host: &str, p: &NsProbe) -> Option<Finding> {
         ))
     } else {
         match failure_kind(&p.tlsa) {
+            // Truncated over UDP, then silent over TCP: `ns-no-tcp` says it.
+            Some(FailureKind::Timeout | FailureKind::Network) if p.tlsa.truncated => return None,
             Some(FailureKind::Timeout | FailureKind::Network) => {
                 Finding::new(Code::NsDropsTlsa, who.clone()).msg(format!(
                     "{who} does not answer TLSA queries for {qname}, but answers other queries at the same name"
@@ -135,6 +206,7 @@ mod tests {
             denial: None,
             ttl: None,
             elapsed_ms: 1,
+            truncated: false,
         }
     }
 
@@ -147,6 +219,8 @@ mod tests {
             control,
             tlsa,
             soa_serial: serial,
+            dnskey: None,
+            tcp: None,
         }
     }
 
@@ -218,5 +292,49 @@ mod tests {
             probe("192.0.2.2", ctl(), t2(), Some(5)),
         ];
         assert_eq!(codes(&findings("mx", &rrset)), vec![Code::NsOutOfSync]);
+    }
+
+    #[test]
+    fn dnskey_and_tcp_per_server() {
+        let ok = || ans(Outcome::NoData, None, &[]);
+        let tlsa = || ans(Outcome::Answer, None, &["3 1 1 aa"]);
+        let fail = |k| ans(Outcome::Failed, Some(k), &[]);
+        let with = |addr, dnskey: NsAnswer, tcp: NsAnswer| {
+            let mut p = probe(addr, ok(), tlsa(), Some(1));
+            p.dnskey = Some(dnskey);
+            p.tcp = Some(tcp);
+            p
+        };
+        let good = with("192.0.2.1", ok(), ok());
+        assert!(findings("mx", std::slice::from_ref(&good)).is_empty());
+        // One server drops DNSKEY, the other answers: a warning.
+        let drops = with("192.0.2.2", fail(FailureKind::Timeout), ok());
+        let f = findings("mx", &[good.clone(), drops.clone()]);
+        assert_eq!(codes(&f), vec![Code::NsDropsDnskey]);
+        assert_eq!(f[0].severity, crate::core::finding::Severity::Warning);
+        // No server answers DNSKEY: an error.
+        let f = findings("mx", std::slice::from_ref(&drops));
+        assert_eq!(f[0].severity, crate::core::finding::Severity::Error);
+        // REFUSED over DNSKEY is an answer, not silence.
+        let refused = with("192.0.2.3", fail(FailureKind::Refused), ok());
+        assert!(findings("mx", &[good.clone(), refused]).is_empty());
+        // No TCP: the truncated TLSA answer that failed over TCP is not "drops TLSA".
+        let mut big = fail(FailureKind::Timeout);
+        big.truncated = true;
+        let mut notcp = with("192.0.2.4", ok(), fail(FailureKind::Timeout));
+        notcp.tlsa = big;
+        let f = findings("mx", &[good, notcp]);
+        assert_eq!(codes(&f), vec![Code::NsNoTcp]);
+        assert!(f[0].message.contains("does not fit"), "{}", f[0].message);
+        // A dead server is only ns-unreachable.
+        let mut dead = with(
+            "192.0.2.5",
+            fail(FailureKind::Timeout),
+            fail(FailureKind::Timeout),
+        );
+        dead.control = fail(FailureKind::Timeout);
+        dead.tlsa = fail(FailureKind::Timeout);
+        dead.soa_serial = None;
+        assert_eq!(codes(&findings("mx", &[dead])), vec![Code::NsUnreachable]);
     }
 }

@@ -9,7 +9,7 @@ use hickory_resolver::proto::rr::rdata::opt::EdnsOption;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 use crate::core::dnssec::DnssecStatus;
-use crate::core::evidence::{Ede, MxRecord, Rrsig, Timestamp};
+use crate::core::evidence::{DsDigest, Ede, MxRecord, Rrsig, Timestamp, ZoneDenial, ZoneKey};
 use crate::core::tlsa::TlsaRdata;
 
 /// A name as evidence shows it: lower case, no trailing dot; the root is `.`.
@@ -152,6 +152,96 @@ pub fn presentation(r: &Record) -> String {
         Some(t) => t.to_string(),
         None => r.data.to_string(),
     }
+}
+
+/// The DNSKEY records at `zone` among `records`.
+pub fn zone_keys<'a>(records: impl IntoIterator<Item = &'a Record>, zone: &Name) -> Vec<ZoneKey> {
+    use base64::Engine;
+    use hickory_resolver::proto::dnssec::PublicKey;
+    records
+        .into_iter()
+        .filter(|r| r.name == *zone)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(ZoneKey {
+                flags: k.flags(),
+                algorithm: u8::from(k.public_key().algorithm()),
+                key_tag: k.calculate_key_tag().unwrap_or(0),
+                key: base64::engine::general_purpose::STANDARD
+                    .encode(k.public_key().public_bytes()),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The DS records at `zone` among `records` (digest values left out).
+pub fn ds_digests<'a>(records: impl IntoIterator<Item = &'a Record>, zone: &Name) -> Vec<DsDigest> {
+    records
+        .into_iter()
+        .filter(|r| r.name == *zone)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DS(d)) => Some(DsDigest {
+                key_tag: d.key_tag(),
+                algorithm: u8::from(d.algorithm()),
+                digest_type: u8::from(d.digest_type()),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How `zone` denies existence, from the answer to its NSEC3PARAM question:
+/// the NSEC3PARAM record, else the NSEC3 or NSEC records that prove it has
+/// none; `None` when the answer shows neither (unsigned, or a failure).
+pub fn zone_denial(resp: &Message, zone: &Name) -> Option<ZoneDenial> {
+    let nsec3 = |hash: u8, iterations: u16, salt: &[u8]| ZoneDenial::Nsec3 {
+        hash,
+        iterations,
+        salt: hex::encode(salt),
+    };
+    let param = resp.answers.iter().find_map(|r| match &r.data {
+        RData::DNSSEC(DNSSECRData::NSEC3PARAM(p)) if r.name == *zone => Some(nsec3(
+            u8::from(p.hash_algorithm()),
+            p.iterations(),
+            p.salt(),
+        )),
+        _ => None,
+    });
+    param.or_else(|| {
+        resp.authorities
+            .iter()
+            .filter(|r| zone.zone_of(&r.name))
+            .find_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some(nsec3(
+                    u8::from(n.hash_algorithm()),
+                    n.iterations(),
+                    n.salt(),
+                )),
+                RData::DNSSEC(DNSSECRData::NSEC(_)) => Some(ZoneDenial::Nsec),
+                _ => None,
+            })
+    })
+}
+
+/// Octets of the smallest response to `name qtype` that carries
+/// `records` with their RRSIGs (header, question, answer section, an EDNS
+/// OPT record with DO=1): what an authoritative server must send.
+pub fn answer_octets(name: &Name, qtype: RecordType, answers: &[Record]) -> Option<u32> {
+    use hickory_resolver::proto::op::{Edns, MessageType, OpCode, Query};
+    let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+    m.add_query(Query::query(name.clone(), qtype));
+    for r in answers.iter().filter(|r| r.name == *name) {
+        let keep = r.record_type() == qtype
+            || matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().type_covered == qtype);
+        if keep {
+            m.add_answer(r.clone());
+        }
+    }
+    let mut edns = Edns::new();
+    edns.set_max_payload(super::transport::EDNS_PAYLOAD)
+        .set_dnssec_ok(true);
+    m.edns = Some(edns);
+    m.to_vec().ok().and_then(|v| u32::try_from(v.len()).ok())
 }
 
 /// The first RFC 8914 extended DNS error of a response.

@@ -29,6 +29,8 @@ pub struct Resolved {
     pub meta: LookupMeta,
     pub records: Vec<Record>,
     pub final_name: Name,
+    /// For TLSA answers: [`convert::answer_octets`] at the final name.
+    pub octets: Option<u32>,
 }
 
 impl Resolved {
@@ -49,6 +51,7 @@ enum Step {
         ttl: Option<u32>,
         rrsigs: Vec<crate::core::evidence::Rrsig>,
         failure: Option<Failure>,
+        octets: Option<u32>,
     },
     Alias {
         target: Name,
@@ -161,6 +164,7 @@ impl DnsCollector {
                     ttl: None,
                     rrsigs: Vec::new(),
                     failure: Some(f),
+                    octets: None,
                 }
             }
         };
@@ -220,6 +224,7 @@ impl DnsCollector {
                             meta,
                             records: Vec::new(),
                             final_name: cur,
+                            octets: None,
                         };
                     }
                     seen.push(target.clone());
@@ -232,6 +237,7 @@ impl DnsCollector {
                     ttl,
                     rrsigs,
                     failure,
+                    octets,
                 } => {
                     meta.rrsigs.extend(rrsigs);
                     meta.ttl = ttl;
@@ -256,6 +262,7 @@ impl DnsCollector {
                         meta,
                         records,
                         final_name: cur,
+                        octets,
                     };
                 }
             }
@@ -388,6 +395,9 @@ fn analyze(resp: &Message, name: &Name, qtype: RecordType, nsec: Option<Proof>) 
             records: here,
             rrsigs,
             failure: None,
+            octets: (qtype == RecordType::TLSA)
+                .then(|| convert::answer_octets(name, qtype, &resp.answers))
+                .flatten(),
         };
     }
     if qtype != RecordType::CNAME
@@ -428,6 +438,7 @@ fn analyze(resp: &Message, name: &Name, qtype: RecordType, nsec: Option<Proof>) 
         ttl,
         rrsigs: convert::rrsigs(&resp.authorities, None, &denial_types, now),
         failure: None,
+        octets: None,
     }
 }
 
@@ -500,6 +511,7 @@ pub async fn host(c: &DnsCollector, name: &str, preference: Option<u16>) -> Host
                 tlsa: None,
                 nameservers: Vec::new(),
                 smtp: Vec::new(),
+                tlsa_answer_octets: None,
             };
         }
     };
@@ -531,21 +543,26 @@ pub async fn host(c: &DnsCollector, name: &str, preference: Option<u16>) -> Host
         }
     };
     let (tlsa, nameservers) = if family_secure(&a) || family_secure(&aaaa) {
+        // The TLSA lookup, and the size of its signed answer.
         let at = |b: &Name| {
             let b = b.clone();
             async move {
                 match tlsa_name(&b) {
-                    Some(n) => c
-                        .resolve(&n, RecordType::TLSA)
-                        .await
-                        .into_lookup(convert::tlsa),
-                    None => Lookup {
-                        meta: invalid_name(
-                            &show(&b),
-                            convert::NameError::TooLong(format!("_25._tcp.{}", show(&b))),
-                        ),
-                        records: Vec::new(),
-                    },
+                    Some(n) => {
+                        let r = c.resolve(&n, RecordType::TLSA).await;
+                        let octets = r.octets;
+                        (r.into_lookup(convert::tlsa), octets)
+                    }
+                    None => (
+                        Lookup {
+                            meta: invalid_name(
+                                &show(&b),
+                                convert::NameError::TooLong(format!("_25._tcp.{}", show(&b))),
+                            ),
+                            records: Vec::new(),
+                        },
+                        None,
+                    ),
                 }
             }
         };
@@ -554,9 +571,9 @@ pub async fn host(c: &DnsCollector, name: &str, preference: Option<u16>) -> Host
             let (t, ns) = tokio::join!(at(&base), probe(&base));
             (Some(t), ns)
         } else {
-            let first: Lookup<TlsaRdata> = at(&base).await;
+            let first: (Lookup<TlsaRdata>, Option<u32>) = at(&base).await;
             let no_secure_tlsa = matches!(
-                (first.meta.outcome, first.meta.dnssec),
+                (first.0.meta.outcome, first.0.meta.dnssec),
                 (Outcome::NoData | Outcome::NxDomain, DnssecStatus::Secure)
                     | (_, DnssecStatus::Insecure)
             );
@@ -571,6 +588,10 @@ pub async fn host(c: &DnsCollector, name: &str, preference: Option<u16>) -> Host
     } else {
         (None, Vec::new())
     };
+    let (tlsa, tlsa_answer_octets) = match tlsa {
+        Some((t, octets)) => (Some(t), octets),
+        None => (None, None),
+    };
     HostEvidence {
         name: shown,
         preference,
@@ -580,6 +601,7 @@ pub async fn host(c: &DnsCollector, name: &str, preference: Option<u16>) -> Host
         tlsa,
         nameservers,
         smtp: Vec::new(),
+        tlsa_answer_octets,
     }
 }
 
@@ -676,6 +698,7 @@ mod tests {
                 }),
                 nameservers: vec![],
                 smtp: vec![],
+                tlsa_answer_octets: None,
             }],
             chain: vec![],
             nameservers: vec![],

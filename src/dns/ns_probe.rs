@@ -15,7 +15,7 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use super::convert::{self, show};
 use super::lookup::denial_status;
 use super::transport::EDNS_PAYLOAD;
-use super::transport::failure;
+use super::transport::{Transport, failure};
 use super::upstream::{Fetched, Pinned, pinned, rcode_kind, rcode_str, traced};
 use super::{DnsCollector, family_ok, now};
 use crate::core::dnssec::DnssecStatus;
@@ -242,6 +242,7 @@ fn not_asked(zone: &Name, ns: &Name, ip: IpAddr, qname: &Name) -> NsProbe {
         denial: None,
         ttl: None,
         elapsed_ms: 0,
+        truncated: false,
     };
     NsProbe {
         zone: show(zone),
@@ -251,18 +252,28 @@ fn not_asked(zone: &Name, ns: &Name, ip: IpAddr, qname: &Name) -> NsProbe {
         control: skipped.clone(),
         tlsa: skipped,
         soa_serial: None,
+        dnskey: None,
+        tcp: None,
     }
 }
 
+/// One server address: TLSA at `qname` (UDP, then TCP when truncated), a
+/// control question at the same name, and for its zone the SOA and the
+/// DNSKEY RRset (over UDP only); and whether it answers over TCP at all
+/// (once per address). Every answer is cached per server, so hosts in one
+/// zone cost one probe per server.
 async fn probe_one(c: &DnsCollector, zone: &Name, ns: &Name, ip: IpAddr, qname: &Name) -> NsProbe {
     let net = &c.inner.net;
     let server = SocketAddr::new(ip, 53);
-    let (tlsa, control, soa) = tokio::join!(
-        net.direct(server, qname, RecordType::TLSA),
+    let ((tlsa, truncated), control, soa, dnskey, tcp) = tokio::join!(
+        tlsa_over_udp_then_tcp(c, server, qname),
         net.direct(server, qname, RecordType::A),
         net.direct(server, zone, RecordType::SOA),
+        net.direct_over(server, zone, RecordType::DNSKEY, Transport::Udp),
+        net.tcp_check(server, zone),
     );
     let mut tlsa_answer = answer(&tlsa, qname, RecordType::TLSA);
+    tlsa_answer.truncated = truncated;
     if matches!(tlsa_answer.outcome, Outcome::NoData | Outcome::NxDomain)
         && let Ok(resp) = &tlsa.result
     {
@@ -282,6 +293,37 @@ async fn probe_one(c: &DnsCollector, zone: &Name, ns: &Name, ip: IpAddr, qname: 
         control: answer(&control, qname, RecordType::A),
         tlsa: tlsa_answer,
         soa_serial,
+        dnskey: Some(brief(answer(&dnskey, zone, RecordType::DNSKEY))),
+        tcp: Some(brief(answer(&tcp, zone, RecordType::SOA))),
+    }
+}
+
+/// Whether and how a server answered, without the records (the keys are
+/// in the chain's evidence once, not once per server).
+fn brief(mut a: NsAnswer) -> NsAnswer {
+    a.records.clear();
+    a
+}
+
+/// TLSA as a resolver asks it (UDP, then TCP on TC=1), as two cached
+/// questions, so that a failure after a truncated UDP answer is known to
+/// be a TCP failure. The flag says whether the UDP answer was truncated.
+async fn tlsa_over_udp_then_tcp(
+    c: &DnsCollector,
+    server: SocketAddr,
+    qname: &Name,
+) -> (Fetched, bool) {
+    let net = &c.inner.net;
+    let udp = net
+        .direct_over(server, qname, RecordType::TLSA, Transport::Udp)
+        .await;
+    match &udp.result {
+        Ok(r) if r.metadata.truncation => (
+            net.direct_over(server, qname, RecordType::TLSA, Transport::Tcp)
+                .await,
+            true,
+        ),
+        _ => (udp, false),
     }
 }
 
@@ -298,6 +340,7 @@ fn answer(f: &Fetched, qname: &Name, qtype: RecordType) -> NsAnswer {
                 denial: None,
                 ttl: None,
                 elapsed_ms: f.elapsed_ms,
+                truncated: false,
             };
         }
     };
@@ -342,6 +385,7 @@ fn answer(f: &Fetched, qname: &Name, qtype: RecordType) -> NsAnswer {
         denial: None,
         ttl,
         elapsed_ms: f.elapsed_ms,
+        truncated: false,
     }
 }
 
@@ -425,6 +469,8 @@ pub async fn chain_signatures_from(
             }
         });
         let mut rrsigs = Vec::new();
+        let mut dnskeys = Vec::new();
+        let mut ds_digests = Vec::new();
         if let Ok(r) = &dnskey.result {
             rrsigs.extend(convert::rrsigs(
                 &r.answers,
@@ -432,8 +478,10 @@ pub async fn chain_signatures_from(
                 &[RecordType::DNSKEY],
                 now,
             ));
+            dnskeys = convert::zone_keys(&r.answers, &zone);
         }
         if let Some(Ok(r)) = ds.as_ref().map(|f| &f.result) {
+            ds_digests = convert::ds_digests(&r.answers, &zone);
             let sigs = convert::rrsigs(&r.answers, Some(&zone), &[RecordType::DS], now);
             // The parent zone: the DS signer, or the SOA owner of a denial.
             let parent = r
@@ -463,9 +511,22 @@ pub async fn chain_signatures_from(
             todo.push(zone.base_name());
         }
         if !rrsigs.is_empty() {
+            // Signed: one more question, for its denial parameters.
+            let denial = net
+                .resolve(&zone, RecordType::NSEC3PARAM, true)
+                .await
+                .result
+                .ok()
+                .and_then(|r| convert::zone_denial(&r, &zone));
             out.push((
                 zone.num_labels() as usize,
-                ZoneSignatures { zone: key, rrsigs },
+                ZoneSignatures {
+                    zone: key,
+                    rrsigs,
+                    dnskeys,
+                    ds: ds_digests,
+                    denial,
+                },
             ));
         }
     }

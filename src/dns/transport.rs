@@ -45,6 +45,19 @@ pub fn build_query(name: &Name, qtype: RecordType, flags: Flags) -> Message {
     msg
 }
 
+/// How one question travels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP first, TCP when the answer is truncated (what resolvers do).
+    #[default]
+    Auto,
+    /// UDP only: a truncated answer is returned as it is (TC=1), so that
+    /// "the server answers this type" is told apart from "TCP works".
+    Udp,
+    /// TCP only (RFC 7766), to see whether the server answers over TCP.
+    Tcp,
+}
+
 /// Sends `name qtype` to `server`: UDP first, TCP when TC=1.
 pub async fn exchange(
     server: SocketAddr,
@@ -53,15 +66,31 @@ pub async fn exchange(
     flags: Flags,
     timeout: Duration,
 ) -> Result<DnsResponse, Failure> {
+    exchange_over(server, name, qtype, flags, timeout, Transport::Auto).await
+}
+
+/// Sends `name qtype` to `server` over the given transport.
+pub async fn exchange_over(
+    server: SocketAddr,
+    name: &Name,
+    qtype: RecordType,
+    flags: Flags,
+    timeout: Duration,
+    how: Transport,
+) -> Result<DnsResponse, Failure> {
     let msg = build_query(name, qtype, flags);
     let wire = msg
         .to_vec()
         .map_err(|e| failure(FailureKind::Other, format!("cannot encode the query: {e}")))?;
     let id = msg.metadata.id;
-    match udp(server, &wire, id, name, qtype, timeout).await? {
-        Some(response) => Ok(response),
-        None => tcp(server, &wire, id, name, qtype, timeout).await,
+    if how == Transport::Tcp {
+        return tcp(server, &wire, id, name, qtype, timeout).await;
     }
+    let (data, truncated) = udp(server, &wire, id, timeout).await?;
+    if truncated && how == Transport::Auto {
+        return tcp(server, &wire, id, name, qtype, timeout).await;
+    }
+    decode(data, id, name, qtype, server)
 }
 
 fn io_failure(e: &std::io::Error, what: &str) -> Failure {
@@ -72,15 +101,13 @@ fn io_failure(e: &std::io::Error, what: &str) -> Failure {
     }
 }
 
-/// `Ok(None)` means "truncated, ask again over TCP".
+/// The answer's bytes, and whether it is truncated (TC=1).
 async fn udp(
     server: SocketAddr,
     wire: &[u8],
     id: u16,
-    name: &Name,
-    qtype: RecordType,
     timeout: Duration,
-) -> Result<Option<DnsResponse>, Failure> {
+) -> Result<(Vec<u8>, bool), Failure> {
     let deadline = Instant::now() + timeout;
     let local: SocketAddr = if server.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -117,10 +144,7 @@ async fn udp(
             // Not an answer to this query (stray or spoofed): keep waiting.
             continue;
         }
-        if data[2] & 0x02 != 0 {
-            return Ok(None);
-        }
-        return decode(data.to_vec(), id, name, qtype, server).map(Some);
+        return Ok((data.to_vec(), data[2] & 0x02 != 0));
     }
 }
 
@@ -378,21 +402,49 @@ mod tests {
         assert!(e.detail.contains("implausibly large"), "{}", e.detail);
     }
 
-    #[tokio::test]
-    async fn truncation_goes_to_tcp_and_a_short_tcp_answer_is_malformed() {
-        // TC=1 over UDP; over TCP a length prefix of 300 and 10 bytes, then close.
+    /// TC=1 over UDP; over TCP a length prefix of 300 and 10 bytes, then close.
+    async fn truncating_fake() -> SocketAddr {
         let mut tcp = vec![0x01, 0x2c];
         tcp.extend_from_slice(&[0u8; 10]);
-        let addr = fake(
+        fake(
             |q| vec![response_to(q, |m| m.metadata.truncation = true)],
             Some(tcp),
         )
-        .await;
+        .await
+    }
+
+    #[tokio::test]
+    async fn truncation_goes_to_tcp_and_a_short_tcp_answer_is_malformed() {
+        let addr = truncating_fake().await;
         let e = exchange(addr, &q(), RecordType::TXT, flags(), T)
             .await
             .unwrap_err();
         assert_eq!(e.kind, FailureKind::Malformed, "{e:?}");
         assert!(e.detail.contains("TCP"), "{}", e.detail);
+    }
+
+    #[tokio::test]
+    async fn udp_only_keeps_a_truncated_answer_and_tcp_only_skips_udp() {
+        let addr = truncating_fake().await;
+        let r = exchange_over(addr, &q(), RecordType::DNSKEY, flags(), T, Transport::Udp)
+            .await
+            .unwrap();
+        assert!(r.metadata.truncation);
+        let e = exchange_over(addr, &q(), RecordType::SOA, flags(), T, Transport::Tcp)
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("TCP"), "{}", e.detail);
+        // No TCP listener: the TCP question fails, the UDP one does not.
+        let addr = fake(|q| vec![response_to(q, |_| {})], None).await;
+        assert!(
+            exchange_over(addr, &q(), RecordType::SOA, flags(), T, Transport::Udp)
+                .await
+                .is_ok()
+        );
+        let e = exchange_over(addr, &q(), RecordType::SOA, flags(), T, Transport::Tcp)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, FailureKind::Network, "{e:?}");
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use hickory_resolver::proto::op::{DnsRequest, DnsResponse, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 
 use super::iterate::{self, IterResolver};
-use super::transport::{self, Flags, failure};
+use super::transport::{self, Flags, Transport, failure};
 use crate::core::evidence::{Failure, FailureKind};
 
 /// Failed questions are remembered this long, so that a dead server costs
@@ -44,6 +45,7 @@ pub struct Key {
     pub flags: Flags,
     /// `None`: the configured resolvers; `Some`: this server only.
     pub server: Option<SocketAddr>,
+    pub transport: Transport,
 }
 
 impl Key {
@@ -53,6 +55,7 @@ impl Key {
             qtype: u16::from(qtype),
             flags,
             server,
+            transport: Transport::Auto,
         }
     }
 }
@@ -115,6 +118,9 @@ pub struct Net {
     /// Iterative mode: questions for no particular server are resolved by
     /// this from the root instead of asking `resolvers`.
     iterator: Option<Arc<IterResolver>>,
+    /// Exchanges sent to resolvers and to servers asked directly (the
+    /// iterator counts its own).
+    exchanges: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -139,6 +145,7 @@ impl Net {
             }),
             inflight: Mutex::new(HashMap::new()),
             iterator: None,
+            exchanges: AtomicU64::new(0),
         })
     }
 
@@ -158,6 +165,16 @@ impl Net {
     /// The iterative resolver, in iterative mode.
     pub fn iterator(&self) -> Option<&Arc<IterResolver>> {
         self.iterator.as_ref()
+    }
+
+    /// DNS exchanges sent so far: to the resolvers or, iteratively, to the
+    /// servers on the way down, and to servers asked directly.
+    pub fn queries_sent(&self) -> u64 {
+        let it = self
+            .iterator
+            .as_ref()
+            .map_or(0, |i| i.queries_sent() as u64);
+        self.exchanges.load(Ordering::Relaxed) + it
     }
 
     /// Drops every cached answer, so that the next questions go to the
@@ -182,16 +199,48 @@ impl Net {
         name: &Name,
         qtype: RecordType,
     ) -> Fetched {
+        self.direct_over(server, name, qtype, Transport::Auto).await
+    }
+
+    /// Whether `server` answers over TCP: `zone SOA` over TCP, asked once
+    /// per server address and run, whatever the zone (a hoster's server
+    /// carries many zones, and a burst of TCP connections to one server is
+    /// neither polite nor a fair test of it).
+    pub async fn tcp_check(self: &Arc<Self>, server: SocketAddr, zone: &Name) -> Fetched {
+        let key = Key {
+            // Real names are fully qualified: the empty name is this check's.
+            name: String::new(),
+            transport: Transport::Tcp,
+            ..Key::new(
+                zone,
+                RecordType::SOA,
+                Flags {
+                    rd: false,
+                    cd: false,
+                },
+                Some(server),
+            )
+        };
+        self.fetch(key, zone.clone(), RecordType::SOA).await
+    }
+
+    /// As [`Net::direct`], over one transport only.
+    pub async fn direct_over(
+        self: &Arc<Self>,
+        server: SocketAddr,
+        name: &Name,
+        qtype: RecordType,
+        transport: Transport,
+    ) -> Fetched {
         let flags = Flags {
             rd: false,
             cd: false,
         };
-        self.fetch(
-            Key::new(name, qtype, flags, Some(server)),
-            name.clone(),
-            qtype,
-        )
-        .await
+        let key = Key {
+            transport,
+            ..Key::new(name, qtype, flags, Some(server))
+        };
+        self.fetch(key, name.clone(), qtype).await
     }
 
     async fn fetch(self: &Arc<Self>, key: Key, name: Name, qtype: RecordType) -> Fetched {
@@ -244,7 +293,17 @@ impl Net {
         let mut last: Option<Result<Arc<DnsResponse>, Failure>> = None;
         'rounds: for _ in 0..rounds {
             for (i, s) in servers.iter().enumerate() {
-                match transport::exchange(*s, name, qtype, key.flags, self.timeout).await {
+                self.exchanges.fetch_add(1, Ordering::Relaxed);
+                let got = transport::exchange_over(
+                    *s,
+                    name,
+                    qtype,
+                    key.flags,
+                    self.timeout,
+                    key.transport,
+                )
+                .await;
+                match got {
                     Ok(resp) => {
                         let code = resp.metadata.response_code;
                         let more = i + 1 < servers.len();
@@ -305,6 +364,13 @@ impl super::DnsCollector {
     /// afresh anyway.
     pub fn forget_answers(&self) {
         self.inner.net.forget();
+    }
+
+    /// DNS exchanges sent so far by this collector and its clones (each
+    /// retry counts; a UDP question answered again over TCP counts once),
+    /// for a scan summary.
+    pub fn queries_sent(&self) -> u64 {
+        self.inner.net.queries_sent()
     }
 }
 
@@ -597,6 +663,7 @@ mod tests {
             qtype: 1,
             flags: Flags { rd: true, cd: true },
             server: None,
+            transport: Transport::Auto,
         };
         let v = || Fetched {
             result: Err(failure(FailureKind::Timeout, "")),
