@@ -16,5 +16,6 @@ pub mod report;
 pub mod scan;
 pub mod skip;
 pub mod smtp;
+pub mod special_purpose;
 pub mod statefile;
 pub mod zonefile;

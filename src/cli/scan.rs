@@ -232,10 +232,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         .map_err(CliError::usage)?;
     let (skip, skip_hash) = match &args.skip {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| CliError::usage(format!("cannot read {}: {e}", p.display())))?;
-            let list = SkipList::parse(&text)
-                .map_err(|e| CliError::usage(format!("{}: {e}", p.display())))?;
+            let (list, text) = SkipList::read(p).map_err(CliError::usage)?;
             (list, Some(hex::encode(Sha256::digest(text.as_bytes()))))
         }
         None => (SkipList::default(), None),

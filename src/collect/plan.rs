@@ -58,8 +58,8 @@ pub fn probe_plan(
                 ProbeDecision::Skip("IPv6 disabled (-4)".into())
             } else if let Some(entry) = skipped_host {
                 ProbeDecision::Skip(format!("not contacted: {entry} is on the skip list"))
-            } else if skip.address(*ip) {
-                ProbeDecision::Skip("not contacted: the address is on the skip list".into())
+            } else if let Some(why) = skip.refusal(*ip) {
+                ProbeDecision::Skip(format!("not contacted: {why}"))
             } else {
                 ProbeDecision::Probe
             };
