@@ -6,6 +6,7 @@
 //! header, then one array element per domain, then the trailer.
 
 mod csv;
+pub mod html;
 mod json;
 pub mod rollover;
 mod text;
@@ -20,7 +21,7 @@ use crate::core::finding::{Code, Severity};
 use crate::core::verdict::DomainVerdict;
 
 pub use self::csv::CsvSink;
-pub use self::json::{JsonSink, NdjsonSink};
+pub use self::json::{JsonSink, NdjsonSink, json_document};
 pub use self::text::TextSink;
 
 /// Version of the machine output formats; bumped on incompatible changes.
