@@ -14,6 +14,7 @@ pub mod duration;
 pub mod fuzz;
 pub mod report;
 pub mod scan;
+pub mod serve;
 pub mod skip;
 pub mod smtp;
 pub mod special_purpose;
