@@ -329,7 +329,10 @@ fn copyable(record: &str) -> Markup {
         span.copyable {
             code.record { (record) }
             " "
-            button.copy type="button" hidden data-copy=(record) aria-label={"Copy " (record)} { "Copy" }
+            // The accessible name starts with the visible word (WCAG 2.5.3).
+            button.copy type="button" hidden data-copy=(record) {
+                span.label { "Copy" } span.visually-hidden { " " (record) }
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The style sheet and the script, embedded in the binary: one file to
+//! The style sheet, the script and the icon, embedded in the binary: one file to
 //! deploy, nothing fetched from elsewhere. Their URLs carry a hash of the
 //! content, so browsers may cache them for long and still get a new
 //! release's at once.
@@ -32,15 +32,24 @@ pub static SCRIPT: Asset = Asset {
     content_type: "text/javascript; charset=utf-8",
 };
 
+pub static ICON: Asset = Asset {
+    name: "icon.svg",
+    body: include_str!("assets/icon.svg"),
+    content_type: "image/svg+xml",
+};
+
 /// A short hash of every asset's content.
 static VERSION: LazyLock<String> = LazyLock::new(|| {
     let mut h = Sha256::new();
     h.update(STYLE.body.as_bytes());
     h.update(SCRIPT.body.as_bytes());
+    h.update(ICON.body.as_bytes());
     hex::encode(&h.finalize()[..6])
 });
 
 /// The asset of a name, if there is one.
 pub fn find(name: &str) -> Option<&'static Asset> {
-    [&STYLE, &SCRIPT].into_iter().find(|a| a.name == name)
+    [&STYLE, &SCRIPT, &ICON]
+        .into_iter()
+        .find(|a| a.name == name)
 }

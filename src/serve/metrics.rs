@@ -81,7 +81,7 @@ impl Default for Metrics {
         );
         registry.register(
             "dane_audit_serve_request_duration_seconds",
-            "Time to answer an HTTP request (an event stream: its whole life)",
+            "Time until an HTTP response starts (an event stream: until its headers)",
             m.request_seconds.clone(),
         );
         registry.register(

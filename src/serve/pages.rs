@@ -28,6 +28,7 @@ fn layout(title: &str, reload: bool, main: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · dane-audit" }
                 link rel="stylesheet" href=(assets::STYLE.url());
+                link rel="icon" type="image/svg+xml" href=(assets::ICON.url());
                 script src=(assets::SCRIPT.url()) defer {}
                 @if reload {
                     noscript { meta http-equiv="refresh" content=(RELOAD_SECONDS); }

@@ -42,10 +42,11 @@
       b.hidden = false;
       b.addEventListener("click", function () {
         var text = b.getAttribute("data-copy") || "";
+        var label = b.querySelector(".label") || b;
         copyText(text).then(function () {
-          b.textContent = "Copied";
+          label.textContent = "Copied";
           announce("Copied: " + text);
-          window.setTimeout(function () { b.textContent = "Copy"; }, 2000);
+          window.setTimeout(function () { label.textContent = "Copy"; }, 2000);
         }, function () {
           announce("Copying failed: select the record and copy it by hand");
         });
