@@ -4,10 +4,11 @@
 
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dane-audit");
@@ -15,9 +16,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_dane-audit");
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
-    /// Stderr lines after the "listening" one (the access log).
-    pub log: mpsc::Receiver<String>,
+    /// The last stderr lines (the access log), drained all the time so
+    /// the server never blocks on a full pipe.
+    pub log: Arc<Mutex<VecDeque<String>>>,
 }
+
+/// Stderr lines kept.
+const LOG_LINES: usize = 2000;
 
 impl Server {
     /// Starts `dane-audit serve --listen 127.0.0.1:0 ARGS` (or `cmd`, which
@@ -35,11 +40,21 @@ impl Server {
         let mut child = cmd.spawn().expect("start dane-audit serve");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let kept = Arc::clone(&log);
         std::thread::spawn(move || {
+            let mut started = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
+                if !started {
+                    started = line.starts_with("dane-audit serve: listening on");
+                    let _ = tx.send(line);
+                    continue;
                 }
+                let mut k = kept.lock().unwrap();
+                if k.len() == LOG_LINES {
+                    k.pop_front();
+                }
+                k.push_back(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -48,7 +63,8 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(rest) = line.strip_prefix("dane-audit serve: listening on http://") {
+                    if let Some(rest) = line.strip_prefix("dane-audit serve: listening on http://")
+                    {
                         break rest.trim_end_matches('/').parse().expect("listen address");
                     }
                     seen.push(line);
@@ -59,11 +75,7 @@ impl Server {
                 }
             }
         };
-        Server {
-            child,
-            addr,
-            log: rx,
-        }
+        Server { child, addr, log }
     }
 
     pub fn pid(&self) -> u32 {
@@ -134,7 +146,10 @@ impl Server {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return st;
             }
-            assert!(Instant::now() < deadline, "serve did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "serve did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -161,7 +176,12 @@ pub fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
         let stream = TcpStream::from_raw_fd(fd);
         let (_, to_sa, to_len) = sockaddr_port(to.ip(), to.port());
         let rc = libc::connect(fd, &to_sa as *const _ as *const libc::sockaddr, to_len);
-        assert_eq!(rc, 0, "connect from {from}: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "connect from {from}: {}",
+            std::io::Error::last_os_error()
+        );
         stream
     }
 }
@@ -264,8 +284,7 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
