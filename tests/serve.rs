@@ -36,9 +36,15 @@ fn pages_api_and_operations_endpoints() {
     let s = quick(&[]);
     let home = s.get("/");
     assert_eq!(home.status, 200);
-    assert!(home.body.contains(r#"<form class="check" action="/check" method="get">"#));
+    assert!(
+        home.body
+            .contains(r#"<form class="check" action="/check" method="get">"#)
+    );
     let csp = home.header("content-security-policy").unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert_eq!(home.header("x-content-type-options"), Some("nosniff"));
     assert!(!home.body.contains("<script>"), "no inline script");
     assert!(!home.body.contains("style="), "no inline style");
@@ -55,7 +61,11 @@ fn pages_api_and_operations_endpoints() {
     assert_eq!(s.get("/healthz").body, "ok\n");
     let js = s.get("/assets/app.js");
     assert_eq!(js.status, 200);
-    assert!(js.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(
+        js.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
     assert!(js.header("cache-control").unwrap().contains("immutable"));
     assert_eq!(s.get("/assets/nope.js").status, 404);
 
@@ -91,8 +101,18 @@ fn pages_api_and_operations_endpoints() {
             .unwrap()
             .starts_with("text/plain; version=0.0.4")
     );
-    assert!(metrics.body.contains(r#"dane_audit_serve_cache_total{result="hit"} 1"#), "{}", metrics.body);
-    assert!(metrics.body.contains(r#"dane_audit_serve_audits_total{verdict="incomplete"} 1"#));
+    assert!(
+        metrics
+            .body
+            .contains(r#"dane_audit_serve_cache_total{result="hit"} 1"#),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains(r#"dane_audit_serve_audits_total{verdict="incomplete"} 1"#)
+    );
     assert!(
         metrics
             .body
@@ -133,7 +153,11 @@ fn assert_refused_and_escaped(r: &Response, payload: &str) {
             r.body
         );
     }
-    assert!(!r.body.contains("panicked") && !r.body.contains("src/"), "{}", r.body);
+    assert!(
+        !r.body.contains("panicked") && !r.body.contains("src/"),
+        "{}",
+        r.body
+    );
 }
 
 #[test]
@@ -204,7 +228,13 @@ fn tlsa_api_answers_as_the_cli() {
     let r = req("?recommend&name=mx1.example.net.", &chain);
     assert_eq!(r.status, 200, "{}", r.body);
     let cli = Command::new(BIN)
-        .args(["tlsa", &certs("leaf-ec.chain.pem"), "--recommend", "--name", "mx1.example.net."])
+        .args([
+            "tlsa",
+            &certs("leaf-ec.chain.pem"),
+            "--recommend",
+            "--name",
+            "mx1.example.net.",
+        ])
         .output()
         .unwrap();
     let want: Vec<String> = String::from_utf8(cli.stdout)
@@ -224,7 +254,14 @@ fn tlsa_api_answers_as_the_cli() {
     let der = std::fs::read(certs("leaf-ec.der")).unwrap();
     let r = req("?selector=0&mtype=2", &der);
     let cli = Command::new(BIN)
-        .args(["tlsa", &certs("leaf-ec.der"), "--selector", "0", "--mtype", "2"])
+        .args([
+            "tlsa",
+            &certs("leaf-ec.der"),
+            "--selector",
+            "0",
+            "--mtype",
+            "2",
+        ])
         .output()
         .unwrap();
     assert_eq!(
@@ -266,7 +303,12 @@ fn one_client_is_rate_limited() {
     let rs: Vec<Response> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let limited: Vec<&Response> = rs.iter().filter(|r| r.status == 429).collect();
     let done: Vec<&Response> = rs.iter().filter(|r| r.status == 200).collect();
-    assert_eq!(limited.len(), 190, "{:?}", rs.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        limited.len(),
+        190,
+        "{:?}",
+        rs.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     assert_eq!(done.len(), 10);
     for r in &limited {
         let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
@@ -274,7 +316,10 @@ fn one_client_is_rate_limited() {
         assert_eq!(r.json()["error"]["reason"], "rate-limited");
     }
     // A finished result is free: no rate spent on it.
-    let first = done[0].json()["domains"][0]["domain"].as_str().unwrap().to_string();
+    let first = done[0].json()["domains"][0]["domain"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for _ in 0..5 {
         assert_eq!(s.get(&format!("/api/v1/check/{first}")).status, 200);
     }
@@ -282,9 +327,17 @@ fn one_client_is_rate_limited() {
     let page = s.get("/check/another.example");
     assert_eq!(page.status, 429);
     assert!(page.header("retry-after").is_some());
-    assert!(page.body.contains("too many audits from this address"), "{}", page.body);
+    assert!(
+        page.body.contains("too many audits from this address"),
+        "{}",
+        page.body
+    );
     // Another client has its own budget.
-    assert_eq!(s.get_from(Some(loopback(9)), "/api/v1/check/other.example").status, 200);
+    assert_eq!(
+        s.get_from(Some(loopback(9)), "/api/v1/check/other.example")
+            .status,
+        200
+    );
     assert_eq!(s.metric("dane_audit_serve_refused_total"), 191.0);
 }
 
@@ -327,7 +380,9 @@ fn crowd(s: &Server, round: u32, clients: u32) -> (Vec<(u16, String)>, f64, f64)
 
 fn wait_idle(s: &Server) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while s.metric("dane_audit_serve_audits_in_flight") + s.metric("dane_audit_serve_audits_queued") > 0.0 {
+    while s.metric("dane_audit_serve_audits_in_flight") + s.metric("dane_audit_serve_audits_queued")
+        > 0.0
+    {
         assert!(Instant::now() < deadline, "audits never finished");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -381,20 +436,19 @@ fn many_clients_are_bounded_by_the_global_cap_with_memory_flat() {
     assert!(growth < 8 * 1024, "memory grew by {growth} KiB: {rss:?}");
     // What was admitted finished and was kept within --cache-entries.
     assert!(s.metric("dane_audit_serve_cache_entries") <= 32.0);
-    assert_eq!(s.metric(r#"dane_audit_serve_audits_total{verdict="incomplete"}"#), 48.0);
+    assert_eq!(
+        s.metric(r#"dane_audit_serve_audits_total{verdict="incomplete"}"#),
+        48.0
+    );
 }
 
 #[test]
 fn slowloris_does_not_hold_a_worker() {
-    let s = quick(&[
-        "--header-timeout",
-        "2s",
-        "--max-client-connections",
-        "8",
-    ]);
+    let s = quick(&["--header-timeout", "2s", "--max-client-connections", "8"]);
     let slow = loopback(77);
     // Eight connections that trickle a request head, a byte at a time.
-    let mut trickles: Vec<std::net::TcpStream> = (0..8).map(|_| s.connect_from(Some(slow))).collect();
+    let mut trickles: Vec<std::net::TcpStream> =
+        (0..8).map(|_| s.connect_from(Some(slow))).collect();
     for c in &mut trickles {
         c.write_all(b"GET / HTTP/1.1\r\nX-Slow: ").unwrap();
     }
@@ -402,17 +456,26 @@ fn slowloris_does_not_hold_a_worker() {
     let mut idle = s.connect_from(Some(loopback(79)));
     // A ninth from the same address is closed at once.
     let mut ninth = s.connect_from(Some(slow));
-    ninth.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    ninth
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let mut buf = [0u8; 64];
     let n = ninth.read(&mut buf);
-    assert!(matches!(n, Ok(0) | Err(_)), "the ninth connection was served: {n:?}");
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "the ninth connection was served: {n:?}"
+    );
     // Meanwhile other clients are served at once.
     let start = Instant::now();
     for i in 0..20 {
         let r = s.get_from(Some(loopback(78)), "/healthz");
         assert_eq!(r.status, 200, "request {i}");
     }
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     // Keep trickling: the header timeout closes them anyway.
     let began = Instant::now();
     let mut open = trickles.len();
@@ -431,8 +494,17 @@ fn slowloris_does_not_hold_a_worker() {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert_eq!(open, 0, "slow connections still open after {:?}", began.elapsed());
-    assert!(began.elapsed() < Duration::from_secs(4), "{:?}", began.elapsed());
+    assert_eq!(
+        open,
+        0,
+        "slow connections still open after {:?}",
+        began.elapsed()
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        began.elapsed()
+    );
     // The connection that never spoke was closed by the same timeout.
     idle.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let got = idle.read(&mut buf);
@@ -470,8 +542,10 @@ fn sigterm_lets_open_requests_finish_then_exits_zero() {
     let addr = s.addr;
     let pending = std::thread::spawn(move || {
         let mut c = std::net::TcpStream::connect(addr).unwrap();
-        c.write_all(b"GET /api/v1/check/slow.example HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        c.write_all(
+            b"GET /api/v1/check/slow.example HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
         let mut buf = Vec::new();
         c.read_to_end(&mut buf).unwrap();
         Response::parse(&buf)
@@ -484,5 +558,8 @@ fn sigterm_lets_open_requests_finish_then_exits_zero() {
     let r = pending.join().unwrap();
     assert_eq!(r.status, 503, "the open request got its answer: {r:?}");
     assert_eq!(r.json()["error"]["reason"], "still-running");
-    assert!(std::net::TcpStream::connect(addr).is_err(), "still listening");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still listening"
+    );
 }
