@@ -23,6 +23,17 @@ fn quick(extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
+/// A server whose audits wait for their DNS timeouts (1 s a question):
+/// its resolver receives and never answers. Keep the hole while it runs.
+fn slow(extra: &[&str]) -> (BlackHole, Server) {
+    let hole = BlackHole::new();
+    let resolver = hole.addr.to_string();
+    let mut args = vec!["--resolver", &resolver, "--dns-timeout", "1"];
+    args.extend_from_slice(extra);
+    let s = Server::start(&args);
+    (hole, s)
+}
+
 fn loopback(n: u32) -> IpAddr {
     IpAddr::V4((0x7f00_0000 + n).into())
 }
@@ -390,14 +401,8 @@ fn wait_idle(s: &Server) {
 
 #[test]
 fn many_clients_are_bounded_by_the_global_cap_with_memory_flat() {
-    let hole = BlackHole::new();
-    let resolver = hole.addr.to_string();
-    // Every audit waits for DNS timeouts: about 2-4 s each.
-    let s = Server::start(&[
-        "--resolver",
-        &resolver,
-        "--dns-timeout",
-        "1",
+    // Every audit waits for DNS timeouts: a few seconds each.
+    let (_hole, s) = slow(&[
         "--max-audits",
         "4",
         "--queue",
@@ -527,18 +532,7 @@ fn slowloris_does_not_hold_a_worker() {
 
 #[test]
 fn sigterm_lets_open_requests_finish_then_exits_zero() {
-    let hole = BlackHole::new();
-    let resolver = hole.addr.to_string();
-    let s = Server::start(&[
-        "--resolver",
-        &resolver,
-        "--dns-timeout",
-        "1",
-        "--request-timeout",
-        "2s",
-        "--grace",
-        "10s",
-    ]);
+    let (_hole, s) = slow(&["--request-timeout", "2s", "--grace", "10s"]);
     let addr = s.addr;
     let pending = std::thread::spawn(move || {
         let mut c = std::net::TcpStream::connect(addr).unwrap();

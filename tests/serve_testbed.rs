@@ -369,18 +369,7 @@ impl Counters {
         let text = format!(
             "table inet {table} {{\n  chain out {{\n    type filter hook output priority -10; policy accept;\n{rules}  }}\n}}\n"
         );
-        let _ = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &netns(),
-                "nft",
-                "delete",
-                "table",
-                "inet",
-                table,
-            ])
-            .output();
+        delete_table(table);
         let mut c = bed.command("nft");
         c.args(["-f", "-"]).stdin(std::process::Stdio::piped());
         let mut child = c.spawn().unwrap();
@@ -430,20 +419,25 @@ impl Counters {
     }
 }
 
+/// Removes the counting table (a leftover of an interrupted run, or ours).
+fn delete_table(table: &str) {
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &netns(),
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            table,
+        ])
+        .output();
+}
+
 impl Drop for Counters {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &netns(),
-                "nft",
-                "delete",
-                "table",
-                "inet",
-                self.table,
-            ])
-            .output();
+        delete_table(self.table);
     }
 }
 

@@ -13,7 +13,6 @@ use tokio::sync::mpsc;
 
 use crate::collect::polite::Politeness;
 use crate::collect::{Collector, ProbeReuse, SharingStats};
-use crate::dns::{DnsCollector, DnsConfig, DnsSetupError};
 use crate::report::{self, Format, OUTPUT_SCHEMA_VERSION, RunInfo, TOOL};
 use crate::scan::resume::{self, DoneLines, Sidecar};
 use crate::scan::{Counts, EvalSpec, Job, Shard, Tally};
@@ -247,16 +246,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     };
     let input = open_input(&args.input)?;
     let cache = args.dns_cache.max(16);
-    let dns_cfg = DnsConfig {
-        skip: Arc::new(skip.clone()),
-        ..args.net.dns_config()?
-    };
-    let dns = DnsCollector::with_cache_sizes(dns_cfg, cache, cache)
-        .await
-        .map_err(|e| match e {
-            DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),
-            e => CliError::usage(e.to_string()),
-        })?;
+    let dns = args.net.dns_skipping(&skip, cache).await?;
     let smtp = args.net.smtp_paced(args.per_ip_rate)?;
     let info = dns.collector_info();
 

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::collect::Collector;
 use crate::collect::polite::Politeness;
-use crate::dns::{DnsCollector, DnsConfig, DnsSetupError, Resolution, iterate};
+use crate::dns::{Resolution, iterate};
 use crate::duration::parse_duration;
 use crate::serve::audits::{Audits, Runner, Settings};
 use crate::serve::client::{Limiter, Rate};
@@ -162,25 +162,18 @@ fn screen(args: &ServeArgs) -> Result<SkipList, CliError> {
 }
 
 async fn collector(args: &ServeArgs, skip: SkipList) -> Result<Collector, CliError> {
-    let cfg = DnsConfig {
-        skip: Arc::new(skip.clone()),
-        ..args.net.dns_config()?
-    };
-    let dns = DnsCollector::with_cache_sizes(cfg, DNS_CACHE, DNS_CACHE)
-        .await
-        .map_err(|e| match e {
-            DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),
-            e => CliError::usage(e.to_string()),
-        })?;
-    Ok(
-        Collector::new(dns, args.net.smtp()?, args.net.probe_policy())
-            .with_politeness(Politeness::new(
-                PER_ADDRESS_CONNECTIONS,
-                PER_ADDRESS_RATE,
-                0.0,
-            ))
-            .with_skip(skip),
+    let dns = args.net.dns_skipping(&skip, DNS_CACHE).await?;
+    Ok(Collector::new(
+        dns,
+        args.net.smtp_paced(PER_ADDRESS_RATE)?,
+        args.net.probe_policy(),
     )
+    .with_politeness(Politeness::new(
+        PER_ADDRESS_CONNECTIONS,
+        PER_ADDRESS_RATE,
+        0.0,
+    ))
+    .with_skip(skip))
 }
 
 /// Turns true on SIGTERM or Ctrl-C.

@@ -288,12 +288,19 @@ fn finding(f: &Finding) -> Markup {
                 span.label { "Fix: " }
                 @for line in f.fix.lines() { p { (fix_line(line)) } }
             }
-            p.rfc {
-                "See "
-                @for (i, (text, url)) in rfc_links(f.rfc).iter().enumerate() {
-                    @if i > 0 { ", " }
-                    a href=(url) rel="noreferrer" { (text) }
-                }
+            (see_rfc(f.rfc))
+        }
+    }
+}
+
+/// "See RFC 7672 §3.1.3, ..." with each reference a link.
+pub fn see_rfc(refs: &str) -> Markup {
+    html! {
+        p.rfc {
+            "See "
+            @for (i, (text, url)) in rfc_links(refs).iter().enumerate() {
+                @if i > 0 { ", " }
+                a href=(url) rel="noreferrer" { (text) }
             }
         }
     }

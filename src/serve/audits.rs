@@ -23,11 +23,10 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::cli::Exit;
 use crate::cli::exit::Policy;
-use crate::cli::report_args::{EvalArgs, now};
+use crate::cli::report_args::{DEFAULT_FAIL_ON, EvalArgs, now};
 use crate::collect::Collector;
 use crate::core::evaluate;
 use crate::core::evidence::Timestamp;
-use crate::core::finding::Severity;
 use crate::core::verdict::DomainVerdict;
 use crate::report::{RunInfo, html, json_document};
 
@@ -40,12 +39,15 @@ pub const MAX_LINES: usize = 200;
 /// that a reload does not start it again at once.
 pub const FAILED_TTL: Duration = Duration::from_secs(30);
 
-/// The gate `check` applies by default, for the API's exit header.
-const CHECK_POLICY: Policy = Policy {
-    fail_on: Some(Severity::Error),
-    fail_on_incomplete: true,
-    require_dane: false,
-};
+/// The gate `check` applies by default (incomplete counts, as for
+/// `check`), for the API's exit header.
+fn check_policy() -> Policy {
+    Policy {
+        fail_on: DEFAULT_FAIL_ON.severity(),
+        fail_on_incomplete: true,
+        require_dane: false,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -217,15 +219,15 @@ impl Runner {
     async fn run(&self, audit: &Audit) -> Result<Report, String> {
         let opts = self.eval.options().map_err(|e| e.to_string())?;
         let info = self.collector.dns().collector_info();
-        let run = RunInfo {
-            command: "check".into(),
-            started_at: now(),
-            evaluated_at: opts.now,
-            resolvers: info.resolvers.clone(),
-            trust_anchor: info.trust_anchor.clone(),
-            families: self.families.clone(),
-            fail_on: Some("error".into()),
-        };
+        // What `check` says with its default --fail-on.
+        let run = RunInfo::collected(
+            "check",
+            &info,
+            self.families.clone(),
+            now(),
+            opts.now,
+            Some(DEFAULT_FAIL_ON.name()),
+        );
         audit.note(Line::step(format!(
             "{}: looking up its MX records",
             audit.domain
@@ -238,7 +240,7 @@ impl Runner {
         let json = json_document(&run, &a).map_err(|e| e.to_string())?;
         Ok(Report {
             verdict: a.verdict,
-            exit: CHECK_POLICY.judge([&a]),
+            exit: check_policy().judge([&a]),
             html: html::report(&a, &ev).into_string(),
             json,
             evaluated_at: a.evaluated_at,

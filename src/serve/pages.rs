@@ -10,7 +10,7 @@ use crate::cli::explain::secondary_rule;
 use crate::core::catalogue::entry;
 use crate::core::evidence::Timestamp;
 use crate::core::finding::Code;
-use crate::report::html::{fix_line, rfc_links};
+use crate::report::html::{fix_line, see_rfc};
 
 use super::assets;
 use super::progress::Line;
@@ -206,13 +206,7 @@ pub fn explain(code: Code) -> Markup {
                 p { (e.explain) }
                 h2 { "Fix" }
                 @for line in e.fix.lines() { p { (fix_line(line)) } }
-                p.rfc {
-                    "See "
-                    @for (i, (text, url)) in rfc_links(e.rfc).iter().enumerate() {
-                        @if i > 0 { ", " }
-                        a href=(url) rel="noreferrer" { (text) }
-                    }
-                }
+                (see_rfc(e.rfc))
             }
         }))
     }
