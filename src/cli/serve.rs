@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::collect::Collector;
 use crate::collect::polite::Politeness;
-use crate::dns::{Resolution, iterate};
+use crate::dns::iterate;
 use crate::duration::parse_duration;
 use crate::serve::audits::{Audits, Runner, Settings};
 use crate::serve::client::{Limiter, Rate};
@@ -153,10 +153,11 @@ fn screen(args: &ServeArgs) -> Result<SkipList, CliError> {
     if args.allow_private {
         return Ok(skip);
     }
-    let roots = match args.net.dns_config()?.mode {
-        Resolution::Iterative { root_hints } => iterate::load_roots(root_hints.as_deref())
-            .map_err(|e| CliError::usage(format!("root hints: {e}")))?,
-        Resolution::Recursive => Vec::new(),
+    let roots = if args.net.iterative {
+        iterate::load_roots(args.net.root_hints.as_deref())
+            .map_err(|e| CliError::usage(format!("root hints: {e}")))?
+    } else {
+        Vec::new()
     };
     Ok(skip.refusing_special_purpose(roots))
 }

@@ -158,7 +158,7 @@ fn address(a: &AddressAudit) -> Markup {
                 (a.address) " " span class={"badge v-" (v)} { (v.to_uppercase()) }
             }
             p.smtp { (a.smtp) }
-            @if let Some(r) = a.reason.as_ref().filter(|r| **r != a.smtp) {
+            @if let Some(r) = a.reason.as_ref().filter(|r| !a.smtp.contains(r.as_str())) {
                 p.reason { (prose(r)) }
             }
             @if !a.chain.is_empty() {

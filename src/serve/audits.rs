@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use tokio::sync::{Semaphore, watch};
 
-use crate::cli::Exit;
 use crate::cli::exit::Policy;
 use crate::cli::report_args::{DEFAULT_FAIL_ON, EvalArgs, now};
+use crate::cli::{CliError, Exit};
 use crate::collect::Collector;
 use crate::core::evaluate;
 use crate::core::evidence::Timestamp;
@@ -207,6 +207,16 @@ struct Store {
     pending: usize,
 }
 
+/// Why an audit produced no report (the evidence was collected; these are
+/// the steps after it).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Options(#[from] CliError),
+    #[error("cannot render the report: {0}")]
+    Render(#[from] std::io::Error),
+}
+
 /// What every audit needs: the collector and the evaluation settings.
 pub struct Runner {
     pub collector: Collector,
@@ -216,8 +226,8 @@ pub struct Runner {
 
 impl Runner {
     /// Collects, evaluates and renders, as `check --format json` does.
-    async fn run(&self, audit: &Audit) -> Result<Report, String> {
-        let opts = self.eval.options().map_err(|e| e.to_string())?;
+    async fn run(&self, audit: &Audit) -> Result<Report, RunError> {
+        let opts = self.eval.options()?;
         let info = self.collector.dns().collector_info();
         // What `check` says with its default --fail-on.
         let run = RunInfo::collected(
@@ -237,7 +247,7 @@ impl Runner {
             .evidence_watched(&audit.domain, &|p| audit.note(progress::line(p)))
             .await;
         let a = evaluate(&ev, &opts);
-        let json = json_document(&run, &a).map_err(|e| e.to_string())?;
+        let json = json_document(&run, &a)?;
         Ok(Report {
             verdict: a.verdict,
             exit: check_policy().judge([&a]),

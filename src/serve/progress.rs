@@ -121,7 +121,7 @@ fn probe_line(host: &str, p: &SmtpProbe) -> Line {
         },
         SmtpResult::NotProbed(why) => Line {
             kind: Kind::Skipped,
-            text: format!("{at}: {why}"),
+            text: format!("{at}: not tested: {why}"),
         },
         SmtpResult::Untested { message, .. } => Line {
             kind: Kind::Skipped,
@@ -144,7 +144,7 @@ mod tests {
         let p = not_probed(
             "10.0.0.1".parse().unwrap(),
             25,
-            "not contacted: address not allowed here (private use 10.0.0.0/8, RFC 1918)".into(),
+            "address not allowed here (private use 10.0.0.0/8, RFC 1918)".into(),
         );
         let l = line(Progress::Probe {
             host: "mx.example",
@@ -153,7 +153,7 @@ mod tests {
         assert_eq!(l.kind, Kind::Skipped);
         assert_eq!(
             l.text,
-            "mx.example [10.0.0.1]: not contacted: address not allowed here (private use 10.0.0.0/8, RFC 1918)"
+            "mx.example [10.0.0.1]: not tested: address not allowed here (private use 10.0.0.0/8, RFC 1918)"
         );
         let start = line(Progress::Host {
             name: "mx.example",
