@@ -463,6 +463,22 @@ s_smtp_not_smtp() { std_peer smtp-not-smtp.example 89 not-smtp; tlsa mx "$(ee)" 
 s_smtp_garbage_after_starttls() { std_peer smtp-garbage-after-starttls.example 90 garbage-after-starttls tls; tlsa mx "$(ee)" "$(ta)"; finish; }
 s_smtp_close_mid_handshake() { std_peer smtp-close-mid-handshake.example 91 close-mid-handshake; tlsa mx "$(ee)" "$(ta)"; finish; }
 s_smtp_silent() { std_peer smtp-silent.example 92 silent; tlsa mx "$(ee)" "$(ta)"; finish; }
+# The MX host at a special-purpose address, with a healthy listener there: check connects and
+# passes; serve refuses to connect without --allow-private (tests/serve_testbed.rs counts packets).
+s_smtp_mx_loopback() { # 127.0.0.1 (loopback, RFC 1122)
+  bare smtp-mx-loopback.example "knot a" 127.0.0.1
+  hostcert "$H"
+  pf 127.0.0.1 "$H" "$C.rsa.pem"
+  tlsa mx "$(ee)" "$(ta)"
+  finish
+}
+s_smtp_mx_private() { # 10.0.0.1 (private use, RFC 1918), on the namespace's lo
+  bare smtp-mx-private.example "knot a" 10.0.0.1
+  hostcert "$H"
+  pf 10.0.0.1 "$H" "$C.rsa.pem"
+  tlsa mx "$(ee)" "$(ta)"
+  finish
+}
 
 s_smtp_legacy_tls1() { # TLS 1.0 only at @SECLEVEL=0 (CBC suites): only legacy senders negotiate; 3 1 1 + 2 1 1 match
   legacy_pf smtp-legacy-tls1.example 93

@@ -59,15 +59,14 @@ async fn audit(args: &CheckArgs) -> Result<Exit, CliError> {
     let opts = args.eval.options()?;
     let collector = args.net.collector().await?;
     let info = collector.dns().collector_info();
-    let run = RunInfo {
-        command: "check".into(),
-        started_at: now(),
-        evaluated_at: opts.now,
-        resolvers: info.resolvers.clone(),
-        trust_anchor: info.trust_anchor.clone(),
-        families: args.net.family_names(),
-        fail_on: Some(args.report.fail_on_name()),
-    };
+    let run = RunInfo::collected(
+        "check",
+        &info,
+        args.net.family_names(),
+        now(),
+        opts.now,
+        Some(args.report.fail_on_name()),
+    );
     let mut sink = args.report.open_sink(Format::Text, &run, false)?;
     let mut results = futures_util::stream::iter(domains)
         .map(|d| {

@@ -47,7 +47,7 @@ pub fn run(code: Option<&str>, list: bool, out: &mut dyn Write) -> Result<Exit, 
     Ok(Exit::Ok)
 }
 
-fn secondary_rule(code: Code) -> &'static str {
+pub fn secondary_rule(code: Code) -> &'static str {
     match code {
         Code::TlsaAbsent => {
             "The severity is info, and warning when other MX hosts of the domain have TLSA records."

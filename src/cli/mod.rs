@@ -16,6 +16,7 @@ pub mod publish;
 pub mod report_args;
 pub mod rollover;
 pub mod scan;
+pub mod serve;
 pub mod tlsa;
 pub mod watch;
 
@@ -82,6 +83,9 @@ pub enum Command {
     /// Add a new certificate's TLSA records, or remove the records that match
     /// nothing served (RFC 2136 UPDATE, TSIG-signed): a rollover's first or last step.
     Publish(Box<publish::PublishArgs>),
+    /// The checker as a web page and JSON API, safe to expose: rate limits,
+    /// a result cache, no connections to private addresses.
+    Serve(Box<serve::ServeArgs>),
     /// Print a shell completion script (source it, or install it where your
     /// shell looks for completions).
     Completions {
@@ -115,6 +119,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Preflight(a) => runtime()?.block_on(preflight::run(&a)),
         Command::Rollover(a) => runtime()?.block_on(rollover::run(&a)),
         Command::Publish(a) => runtime()?.block_on(publish::run(&a)),
+        Command::Serve(a) => runtime()?.block_on(serve::run(&a)),
         Command::Completions { shell } => meta::completions(shell, stdout),
         Command::Manpages { dir } => meta::manpages(&dir),
         Command::Watch(a) => runtime()?.block_on(watch::run(&a)),

@@ -1,6 +1,7 @@
 //! Options for commands that touch the network, resolved into collectors.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::collect::Collector;
@@ -10,6 +11,7 @@ use crate::dns::{
     DnsCollector, DnsConfig, DnsSetupError, Resolution, TrustAnchorSource, parse_resolver,
     resolvers_from_resolv_conf,
 };
+use crate::skip::SkipList;
 use crate::smtp::{KeyTypes, SmtpConfig, SmtpProber, Timeouts};
 
 use super::exit::CliError;
@@ -139,10 +141,24 @@ impl NetArgs {
     pub async fn dns(&self) -> Result<DnsCollector, CliError> {
         DnsCollector::new(self.dns_config()?)
             .await
-            .map_err(|e| match e {
-                DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),
-                e => CliError::usage(e.to_string()),
-            })
+            .map_err(setup_error)
+    }
+
+    /// The DNS collector with `skip` applied to its own queries, and caches
+    /// of `entries` answers and validated RRsets (a long run keeps them
+    /// small, so that memory stays flat).
+    pub async fn dns_skipping(
+        &self,
+        skip: &SkipList,
+        entries: usize,
+    ) -> Result<DnsCollector, CliError> {
+        let cfg = DnsConfig {
+            skip: Arc::new(skip.clone()),
+            ..self.dns_config()?
+        };
+        DnsCollector::with_cache_sizes(cfg, entries, entries)
+            .await
+            .map_err(setup_error)
     }
 
     /// The parsed `--key-types`.
@@ -203,5 +219,14 @@ impl NetArgs {
             self.smtp()?,
             self.probe_policy(),
         ))
+    }
+}
+
+/// A trust anchor that cannot be fetched is an incomplete run (exit 3);
+/// anything else about the setup is a usage error (exit 2).
+fn setup_error(e: DnsSetupError) -> CliError {
+    match e {
+        DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),
+        e => CliError::usage(e.to_string()),
     }
 }

@@ -3,19 +3,17 @@
 //! built in one place so the two can never differ.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::collect::plan::ProbePolicy;
 use crate::collect::polite::Politeness;
 use crate::collect::{Collector, ProbeReuse};
-use crate::dns::{DnsCollector, DnsConfig, DnsSetupError};
+use crate::dns::DnsCollector;
 use crate::skip::SkipList;
 use crate::smtp::SmtpProber;
 
 use super::exit::CliError;
-use super::net_args::NetArgs;
 
 /// Default of `--dns-cache`: enough for the zones and hosts shared by many
 /// domains; per-domain answers are rarely asked twice, so a bigger cache
@@ -101,25 +99,6 @@ pub fn read_skip_list(path: Option<&Path>) -> Result<(SkipList, Option<String>),
     let list =
         SkipList::parse(&text).map_err(|e| CliError::usage(format!("{}: {e}", p.display())))?;
     Ok((list, Some(hex::encode(Sha256::digest(text.as_bytes())))))
-}
-
-/// The DNS collector with bounded caches that honours the skip list.
-pub async fn shared_dns(
-    net: &NetArgs,
-    skip: &SkipList,
-    cache: usize,
-) -> Result<DnsCollector, CliError> {
-    let cache = cache.max(16);
-    let cfg = DnsConfig {
-        skip: Arc::new(skip.clone()),
-        ..net.dns_config()?
-    };
-    DnsCollector::with_cache_sizes(cfg, cache, cache)
-        .await
-        .map_err(|e| match e {
-            DnsSetupError::AnchorFetch { .. } => CliError::incomplete(e.to_string()),
-            e => CliError::usage(e.to_string()),
-        })
 }
 
 /// The collector with the politeness limits, the skip list, and each MX

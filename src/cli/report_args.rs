@@ -28,6 +28,27 @@ pub enum FailOn {
     Never,
 }
 
+/// `--fail-on` when not given (also what `serve`'s exit header applies).
+pub const DEFAULT_FAIL_ON: FailOn = FailOn::Error;
+
+impl FailOn {
+    /// The least severity that fails the gate (`None` for `never`).
+    pub fn severity(self) -> Option<Severity> {
+        match self {
+            FailOn::Critical => Some(Severity::Critical),
+            FailOn::Error => Some(Severity::Error),
+            FailOn::Warning => Some(Severity::Warning),
+            FailOn::Notice => Some(Severity::Notice),
+            FailOn::Never => None,
+        }
+    }
+
+    /// The flag's value as written.
+    pub fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReportArgs {
     /// Output format.
@@ -40,7 +61,7 @@ pub struct ReportArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Exit 1 when a finding at or above this severity is present.
-    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    #[arg(long, value_enum, default_value_t = DEFAULT_FAIL_ON)]
     pub fail_on: FailOn,
     /// Exit 3 when some target could not be tested (default for check).
     #[arg(long, overrides_with = "no_fail_on_incomplete")]
@@ -100,13 +121,7 @@ impl EvalArgs {
 impl ReportArgs {
     pub fn policy(&self, incomplete_default: bool) -> Policy {
         Policy {
-            fail_on: match self.fail_on {
-                FailOn::Critical => Some(Severity::Critical),
-                FailOn::Error => Some(Severity::Error),
-                FailOn::Warning => Some(Severity::Warning),
-                FailOn::Notice => Some(Severity::Notice),
-                FailOn::Never => None,
-            },
+            fail_on: self.fail_on.severity(),
             fail_on_incomplete: if self.no_fail_on_incomplete {
                 false
             } else {
@@ -127,7 +142,7 @@ impl ReportArgs {
     }
 
     pub fn fail_on_name(&self) -> String {
-        format!("{:?}", self.fail_on).to_lowercase()
+        self.fail_on.name()
     }
 
     fn color(&self, to_terminal: bool) -> bool {

@@ -18,7 +18,7 @@ use crate::scan::{Counts, EvalSpec, Job, Shard, Tally};
 
 use super::exit::{CliError, Exit};
 use super::net_args::NetArgs;
-use super::polite_args::{PoliteArgs, read_skip_list, shared_collector, shared_dns};
+use super::polite_args::{PoliteArgs, read_skip_list, shared_collector};
 use super::report_args::{EvalArgs, ReportArgs, now};
 
 #[derive(clap::Args, Debug)]
@@ -216,7 +216,10 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         accept_nexthop_name: args.eval.accept_nexthop_name,
     };
     let input = open_input(&args.input)?;
-    let dns = shared_dns(&args.net, &skip, limits.dns_cache).await?;
+    let dns = args
+        .net
+        .dns_skipping(&skip, limits.dns_cache.max(16))
+        .await?;
     let smtp = args.net.smtp_paced(limits.per_ip_rate)?;
     let info = dns.collector_info();
 

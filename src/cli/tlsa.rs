@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::core::association::{RECOMMENDED, record};
+use crate::core::association::{RECOMMENDED, records, zone_line};
 use crate::core::cert::read_pem_or_der;
 
 use super::exit::{CliError, Exit};
@@ -46,16 +46,11 @@ pub fn run(args: &TlsaArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
         } else {
             vec![(args.usage, args.selector, args.mtype)]
         };
-        for (usage, selector, mtype) in wanted {
-            let rd = record(&items, usage, selector, mtype)
-                .map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
+        let rds = records(&items, &wanted)
+            .map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
+        for rd in rds {
             match &args.name {
-                Some(host) => writeln!(
-                    out,
-                    "_{}._tcp.{}. IN TLSA {rd}",
-                    args.port,
-                    host.trim_end_matches('.')
-                )?,
+                Some(host) => writeln!(out, "{}", zone_line(args.port, host, &rd))?,
                 None => writeln!(out, "{rd}")?,
             }
         }

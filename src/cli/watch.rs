@@ -16,7 +16,7 @@ use crate::watch::service::{Ended, Settings, Watch, WatchError};
 
 use super::exit::{CliError, Exit};
 use super::net_args::NetArgs;
-use super::polite_args::{PoliteArgs, read_skip_list, shared_collector, shared_dns};
+use super::polite_args::{PoliteArgs, read_skip_list, shared_collector};
 use super::report_args::now;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -151,7 +151,10 @@ pub async fn run(args: &WatchArgs) -> Result<Exit, CliError> {
         first_backoff: FIRST_BACKOFF,
     })
     .map_err(CliError::usage)?;
-    let dns = shared_dns(&args.net, &skip, limits.dns_cache).await?;
+    let dns = args
+        .net
+        .dns_skipping(&skip, limits.dns_cache.max(16))
+        .await?;
     let collector = Arc::new(shared_collector(
         dns,
         args.net.smtp_paced(limits.per_ip_rate)?,

@@ -46,6 +46,25 @@ pub const FAILED_PROBE_REUSE: Duration = Duration::from_secs(300);
 /// again before any decision that relies on it being current).
 pub const POLL_PROBE_REUSE: Duration = Duration::from_secs(300);
 
+/// What a collection has found so far, for a caller that shows it while
+/// the rest is still being collected (the web page): each MX host as its
+/// lookups start and end, and each address as its probe ends.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress<'a> {
+    /// The MX lookup named this host; its own lookups start now.
+    Host {
+        name: &'a str,
+        preference: Option<u16>,
+    },
+    /// The host's A, AAAA and TLSA lookups (and per-server checks) are done.
+    HostDns(&'a HostEvidence),
+    /// One address was probed, or deliberately not.
+    Probe { host: &'a str, probe: &'a SmtpProbe },
+}
+
+/// Receives [`Progress`], from the collection's own tasks: keep it quick.
+pub type Watcher<'a> = dyn Fn(Progress<'_>) + Sync + 'a;
+
 /// How long a shared probe is reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProbeReuse {
@@ -172,16 +191,34 @@ impl Collector {
     /// empty: every MX host). A named host that is not an MX host is
     /// looked up on its own.
     pub async fn evidence_for(&self, domain: &str, hosts: &[String]) -> Evidence {
+        self.collect(domain, hosts, &|_| {}).await
+    }
+
+    /// All evidence of one domain (every MX host), telling `watch` what is
+    /// found as it comes.
+    pub async fn evidence_watched(&self, domain: &str, watch: &Watcher<'_>) -> Evidence {
+        self.collect(domain, &[], watch).await
+    }
+
+    async fn collect(&self, domain: &str, hosts: &[String], watch: &Watcher<'_>) -> Evidence {
         let mut ev = self
             .dns
-            .collect_with(domain, |name, pref| self.host(name, pref))
+            .collect_with(domain, |name, preference| async move {
+                watch(Progress::Host {
+                    name: &name,
+                    preference,
+                });
+                let h = self.host(name.clone(), preference).await;
+                watch(Progress::HostDns(&h));
+                h
+            })
             .await;
         if !hosts.is_empty() {
             ev.hosts = self.named_hosts(&ev, hosts).await;
         }
         ev.collector.smtp_skipped = self.smtp.is_none();
         attribute_mx_failure(&self.dns, &mut ev).await;
-        let probes = join_all(ev.hosts.iter().map(|h| self.probe_host(h))).await;
+        let probes = join_all(ev.hosts.iter().map(|h| self.probe_host(h, watch))).await;
         for (h, smtp) in ev.hosts.iter_mut().zip(probes) {
             h.smtp = smtp;
         }
@@ -217,18 +254,23 @@ impl Collector {
     }
 
     /// Probes every address of a host that the plan selects, concurrently.
-    async fn probe_host(&self, h: &HostEvidence) -> Vec<SmtpProbe> {
+    async fn probe_host(&self, h: &HostEvidence, watch: &Watcher<'_>) -> Vec<SmtpProbe> {
         let plan = probe_plan(h, self.smtp.is_some(), &self.policy, &self.skip);
         join_all(plan.into_iter().map(|(ip, decision)| {
             let sni = h.tlsa_base.as_str();
             async move {
-                match (decision, &self.smtp) {
+                let probe = match (decision, &self.smtp) {
                     (ProbeDecision::Probe, Some(prober)) => self.probe(prober, ip, sni).await,
                     (ProbeDecision::Skip(why), _) => not_probed(ip, self.policy.port, why),
                     (ProbeDecision::Probe, None) => {
                         not_probed(ip, self.policy.port, "SMTP not probed".into())
                     }
-                }
+                };
+                watch(Progress::Probe {
+                    host: &h.name,
+                    probe: &probe,
+                });
+                probe
             }
         }))
         .await

@@ -57,9 +57,9 @@ pub fn probe_plan(
             } else if ip.is_ipv6() && !policy.families.ipv6 {
                 ProbeDecision::Skip("IPv6 disabled (-4)".into())
             } else if let Some(entry) = skipped_host {
-                ProbeDecision::Skip(format!("not contacted: {entry} is on the skip list"))
-            } else if skip.address(*ip) {
-                ProbeDecision::Skip("not contacted: the address is on the skip list".into())
+                ProbeDecision::Skip(format!("{entry} is on the skip list"))
+            } else if let Some(why) = skip.refusal(*ip) {
+                ProbeDecision::Skip(why.to_string())
             } else {
                 ProbeDecision::Probe
             };

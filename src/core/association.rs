@@ -61,6 +61,23 @@ pub fn record(
     })
 }
 
+/// The records of every parameter set in `wanted` (usage, selector,
+/// matching type), as `dane-audit tlsa` prints them.
+pub fn records(
+    items: &[PemItem],
+    wanted: &[(u8, u8, u8)],
+) -> Result<Vec<TlsaRdata>, AssociationError> {
+    wanted
+        .iter()
+        .map(|(u, s, m)| record(items, *u, *s, *m))
+        .collect()
+}
+
+/// A record as a zone-file line for the service at `port` on `host`.
+pub fn zone_line(port: u16, host: &str, rd: &TlsaRdata) -> String {
+    format!("_{port}._tcp.{}. IN TLSA {rd}", host.trim_end_matches('.'))
+}
+
 /// The recommended records for a chain (leaf first): `3 1 1`, and `2 1 1`
 /// when the chain holds the issuer.
 pub fn recommended(items: &[PemItem]) -> Vec<TlsaRdata> {

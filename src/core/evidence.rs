@@ -209,7 +209,7 @@ pub enum FailureKind {
     Network,
     /// The answer could not be parsed or was implausibly large.
     Malformed,
-    /// Not asked: the address is on the scan's skip list.
+    /// Not asked: the address is on the skip list, or screened (the detail says which).
     Skipped,
     Other,
 }
@@ -224,7 +224,7 @@ impl FailureKind {
             FailureKind::FormErr => "FORMERR",
             FailureKind::Network => "network error",
             FailureKind::Malformed => "malformed answer",
-            FailureKind::Skipped => "not asked (skip list)",
+            FailureKind::Skipped => "not asked",
             FailureKind::Other => "error",
         }
     }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::audit::{AddressAudit, CertMatch, CertView, HostAudit, RecordView, RrsetView};
 use super::cert::CertInfo;
 use super::dnssec::DnssecStatus;
-use super::evidence::{HostEvidence, Lookup, LookupMeta, Outcome, SmtpProbe};
+use super::evidence::{HostEvidence, Lookup, LookupMeta, Outcome, SmtpFailureKind, SmtpProbe};
 use super::finding::{Code, Finding, Severity};
 use super::rrset::{self, ChainResult, Served};
 use super::smtp::{SmtpResult, classify};
@@ -628,6 +628,9 @@ fn smtp_line(p: &SmtpProbe) -> String {
                 .map(|g| format!(" {g}"))
                 .unwrap_or_default()
         ),
+        // Deliberately not connected to (--no-smtp, a skip list, a screened
+        // address): nothing failed.
+        (_, Some(f)) if f.kind == SmtpFailureKind::NotProbed => format!("not tested: {}", f.detail),
         (_, Some(f)) => format!(
             "{} failed: {}",
             f.phase.as_str(),

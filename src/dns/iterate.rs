@@ -716,7 +716,7 @@ impl IterResolver {
         let order = self.order(&deleg.addrs, &name);
         if order.is_empty() {
             let text = format!(
-                "no address of the servers of {zone} usable over the allowed families and outside the skip list"
+                "no address of the servers of {zone} usable over the allowed families and not refused (skip list, special-purpose screen)"
             );
             return StepOut::Final(Arc::new(servfail(
                 &name,

@@ -21,6 +21,7 @@ use super::{DnsCollector, family_ok, now};
 use crate::core::dnssec::DnssecStatus;
 use crate::core::evidence::FailureKind;
 use crate::core::evidence::{Failure, NsAnswer, NsProbe, NsRecord, Outcome, ZoneSignatures};
+use crate::skip::Refusal;
 
 /// Most server addresses probed per zone (a zone with 13 NS names × 2 families is 26).
 const MAX_SERVERS: usize = 32;
@@ -116,6 +117,9 @@ async fn referral(c: &DnsCollector, parent: &Name, name: &Name) -> Option<(Name,
     let mut tried = 0;
     for ns in &servers {
         for ip in addresses(c, ns).await {
+            if c.inner.cfg.skip.address(ip) {
+                continue;
+            }
             tried += 1;
             if tried > 4 {
                 return None;
@@ -219,24 +223,20 @@ pub async fn probe_servers(c: &DnsCollector, qname: &Name) -> Vec<NsProbe> {
         .collect();
     let zone = &zone;
     join_all(targets.iter().map(|(ns, ip)| async move {
-        if c.inner.cfg.skip.address(*ip) {
-            not_asked(zone, ns, *ip, qname)
-        } else {
-            probe_one(c, zone, ns, *ip, qname).await
+        match c.inner.cfg.skip.refusal(*ip) {
+            Some(why) => not_asked(zone, ns, *ip, qname, why),
+            None => probe_one(c, zone, ns, *ip, qname).await,
         }
     }))
     .await
 }
 
-/// A skip-listed server address: recorded, so the report says it was not
-/// checked, but never sent a packet.
-fn not_asked(zone: &Name, ns: &Name, ip: IpAddr, qname: &Name) -> NsProbe {
+/// A skip-listed (or screened) server address: recorded, so the report
+/// says it was not checked and why, but never sent a packet.
+fn not_asked(zone: &Name, ns: &Name, ip: IpAddr, qname: &Name, why: Refusal) -> NsProbe {
     let skipped = NsAnswer {
         outcome: Outcome::Failed,
-        failure: Some(failure(
-            FailureKind::Skipped,
-            "the address is on the skip list",
-        )),
+        failure: Some(failure(FailureKind::Skipped, why.to_string())),
         authoritative: false,
         records: Vec::new(),
         denial: None,

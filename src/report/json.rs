@@ -117,3 +117,19 @@ impl Sink for NdjsonSink<'_> {
         self.out.flush()
     }
 }
+
+/// One audit as the whole document `check --format json` prints for it
+/// (the same sink, so the two cannot drift apart).
+pub fn json_document(run: &RunInfo, audit: &DomainAudit) -> io::Result<String> {
+    let mut buf: Vec<u8> = Vec::new();
+    {
+        let mut sink = JsonSink::new(Box::new(&mut buf));
+        let row = Row::Audit { audit, line: None };
+        let mut summary = Summary::default();
+        summary.add(&row);
+        sink.begin(run)?;
+        sink.row(&row)?;
+        sink.end(&summary)?;
+    }
+    String::from_utf8(buf).map_err(io::Error::other)
+}

@@ -8,6 +8,7 @@
 mod csv;
 pub mod diff;
 pub mod history;
+pub mod html;
 mod json;
 pub mod nagios;
 pub mod rollover;
@@ -18,12 +19,12 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::core::audit::DomainAudit;
-use crate::core::evidence::Timestamp;
+use crate::core::evidence::{CollectorInfo, Timestamp};
 use crate::core::finding::{Code, Severity};
 use crate::core::verdict::DomainVerdict;
 
 pub use self::csv::CsvSink;
-pub use self::json::{JsonSink, NdjsonSink};
+pub use self::json::{JsonSink, NdjsonSink, json_document};
 pub use self::nagios::{NagiosPolicy, NagiosSink};
 pub use self::text::TextSink;
 
@@ -52,6 +53,29 @@ pub struct RunInfo {
     /// The gate's threshold (`preflight` has none: its exit is its readiness).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fail_on: Option<String>,
+}
+
+impl RunInfo {
+    /// The run block of a command whose evidence came from a collector
+    /// described by `info` (`check`, and the API that must match it).
+    pub fn collected(
+        command: &str,
+        info: &CollectorInfo,
+        families: Vec<&'static str>,
+        started_at: Timestamp,
+        evaluated_at: Timestamp,
+        fail_on: Option<String>,
+    ) -> RunInfo {
+        RunInfo {
+            command: command.into(),
+            started_at,
+            evaluated_at,
+            resolvers: info.resolvers.clone(),
+            trust_anchor: info.trust_anchor.clone(),
+            families,
+            fail_on,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use anstyle::{AnsiColor, Style};
 
 use super::{Row, RunInfo, Sink, Summary, severity_counts};
-use crate::core::audit::{AddressAudit, DomainAudit, HostAudit, RrsetView};
+use crate::core::audit::{AddressAudit, DomainAudit, HostAudit, RecordView, RrsetView};
 use crate::core::evidence::Outcome;
 use crate::core::finding::{Finding, Severity};
 use crate::core::verdict::{DomainVerdict, HostVerdict};
@@ -110,25 +110,14 @@ impl<'w> TextSink<'w> {
         writeln!(self.out, "    AAAA    {}", rrset(&h.aaaa))?;
         match &h.tlsa {
             Some(t) => writeln!(self.out, "    TLSA    {}", rrset(t))?,
-            None => {
-                let no_address = [&h.a, &h.aaaa]
-                    .iter()
-                    .all(|l| matches!(l.outcome, Outcome::NoData | Outcome::NxDomain));
-                let why = if no_address {
-                    "the host has no address"
-                } else {
-                    "the host's addresses are not secure"
-                };
-                writeln!(self.out, "    TLSA    not looked up ({why})")?
-            }
+            None => writeln!(
+                self.out,
+                "    TLSA    not looked up ({})",
+                tlsa_not_looked_up(h)
+            )?,
         }
         for r in &h.records {
-            let state = match (r.usable, r.matched, r.tested) {
-                (false, _, _) => "unusable",
-                (true, true, _) => "matched",
-                (true, false, true) => "not matched",
-                (true, false, false) => "usable, not tested",
-            };
+            let state = record_state(r);
             writeln!(
                 self.out,
                 "      {}  [{state}]{}",
@@ -233,26 +222,57 @@ impl<'w> TextSink<'w> {
     }
 }
 
+/// Why a host's TLSA RRset was not looked up.
+pub(super) fn tlsa_not_looked_up(h: &HostAudit) -> &'static str {
+    let no_address = [&h.a, &h.aaaa]
+        .iter()
+        .all(|l| matches!(l.outcome, Outcome::NoData | Outcome::NxDomain));
+    if no_address {
+        "the host has no address"
+    } else {
+        "the host's addresses are not secure"
+    }
+}
+
+/// A TLSA record's state at its host, in words.
+pub(super) fn record_state(r: &RecordView) -> &'static str {
+    match (r.usable, r.matched, r.tested) {
+        (false, _, _) => "unusable",
+        (true, true, _) => "matched",
+        (true, false, true) => "not matched",
+        (true, false, false) => "usable, not tested",
+    }
+}
+
 /// What a verdict means for mail, in one line.
 fn meaning(v: DomainVerdict, reason: &str) -> String {
-    let lead = match v {
+    format!("{}: {reason}", lead(v))
+}
+
+/// What a verdict means for mail, in a few words.
+pub(super) fn lead(v: DomainVerdict) -> &'static str {
+    match v {
         DomainVerdict::Pass => "DANE senders can deliver securely",
         DomainVerdict::Partial => "only some MX hosts are protected",
         DomainVerdict::Fail => "DANE senders cannot deliver to some host",
         DomainVerdict::NotDane => "DANE does not apply",
         DomainVerdict::Incomplete => "could not be fully tested",
         DomainVerdict::NoMail => "no mail service",
-    };
-    format!("{lead}: {reason}")
+    }
 }
 
-fn rrset(v: &RrsetView) -> String {
-    let outcome = match v.outcome {
+/// A lookup's outcome, in words.
+pub(super) fn outcome_word(o: Outcome) -> &'static str {
+    match o {
         Outcome::Answer => "answer",
         Outcome::NoData => "no records",
         Outcome::NxDomain => "name does not exist",
         Outcome::Failed => "lookup failed",
-    };
+    }
+}
+
+fn rrset(v: &RrsetView) -> String {
+    let outcome = outcome_word(v.outcome);
     let mut s = v.qname.clone();
     for hop in &v.via {
         s.push_str(&format!(" -> CNAME {hop}"));
