@@ -49,6 +49,7 @@ pub async fn run(args: &PublishArgs) -> Result<Exit, CliError> {
         state: None,
         deploy: None,
         deploy_timeout: 0,
+        deploy_settle: 0,
         retire_after: Some(0),
         margin: 0,
         poll_interval: 0,

@@ -42,6 +42,9 @@ use super::net_args::NetArgs;
 use super::new_cert::NewCertArgs;
 use super::report_args::now;
 
+/// How often `--deploy-settle` looks again for the new certificate.
+const SETTLE_POLL: Duration = Duration::from_secs(2);
+
 /// Which records NEW needs (`--records`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RecordChoice {
@@ -78,6 +81,12 @@ pub struct RolloverArgs {
     /// How long the deploy command may run.
     #[arg(long, value_name = "DUR", default_value = "10m", value_parser = parse_duration)]
     pub deploy_timeout: u64,
+    /// How long after the deploy command the new certificate may take to
+    /// appear at every address: a reload is asynchronous (Postfix's master
+    /// replaces idle smtpd processes one by one), so the check repeats
+    /// every 2 seconds for this long before it calls the deployment failed.
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
+    pub deploy_settle: u64,
     /// Remove the records that match nothing served this long after the
     /// new certificate verified (default: twice the TLSA TTL).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
@@ -143,6 +152,7 @@ pub(super) struct Settings<'a> {
     pub state: Option<&'a Path>,
     pub deploy: Option<&'a str>,
     pub deploy_timeout: u64,
+    pub deploy_settle: u64,
     pub retire_after: Option<u64>,
     pub margin: u64,
     pub poll_interval: u64,
@@ -160,6 +170,7 @@ impl<'a> Settings<'a> {
             state: Some(&a.state),
             deploy: a.deploy.as_deref(),
             deploy_timeout: a.deploy_timeout,
+            deploy_settle: a.deploy_settle,
             retire_after: a.retire_after,
             margin: a.margin,
             poll_interval: a.poll_interval,
@@ -459,9 +470,23 @@ impl<'a> Rollover<'a> {
                 "the deploy command failed; every record stays, run again once it is fixed".into(),
             ));
         }
-        self.collector.forget(true);
-        let ev = self.observe().await;
+        let ev = self.settled().await;
         self.after_deploy(ev).await
+    }
+
+    /// Fresh evidence once the new certificate is served everywhere, or the
+    /// last evidence when `--deploy-settle` runs out first.
+    async fn settled(&mut self) -> Evidence {
+        let deadline = Instant::now() + Duration::from_secs(self.args.deploy_settle);
+        loop {
+            self.collector.forget(true);
+            let ev = self.observe().await;
+            let everywhere = deployment(&ev, &self.hosts, &self.new) == Deployment::Everywhere;
+            if everywhere || Instant::now() >= deadline {
+                return ev;
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
+        }
     }
 
     /// Step 1: NEW's records next to the current ones on every DANE host,
