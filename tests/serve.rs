@@ -561,83 +561,15 @@ fn sigterm_lets_open_requests_finish_then_exits_zero() {
 // --- `--db`: the watch's history -------------------------------------------
 
 mod history {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::process::Command;
     use std::time::Duration;
 
-    use dane_audit::core::evidence::Timestamp;
-    use dane_audit::core::finding::{Code, Severity};
     use dane_audit::core::verdict::DomainVerdict;
-    use dane_audit::watch::db::{NewAudit, Store};
-    use dane_audit::watch::events::EventOptions;
-    use dane_audit::watch::snapshot::{FindingSnap, Snapshot};
+    use dane_audit::watch::db::Store;
 
-    use super::serve_support::BIN;
+    use super::serve_support::{BIN, HOSTILE, HOSTILE_IMG, T0, record, watch_db};
     use super::{encode, quick};
-
-    /// Hostile text the watch could store (a reason and a finding come
-    /// from what servers and zones say).
-    const HOSTILE: &str = "<script>alert(1)</script>";
-    const HOSTILE_IMG: &str = "\"><img src=x onerror=alert(1)>";
-
-    fn snap(domain: &str, at: i64, verdict: DomainVerdict, hostile: bool) -> Snapshot {
-        Snapshot {
-            domain: domain.into(),
-            at: Timestamp(at),
-            verdict,
-            reason: hostile.then(|| HOSTILE.to_string()),
-            worst_severity: None,
-            mx_failed: false,
-            dns_complete: true,
-            ns_checked: true,
-            findings: if hostile {
-                vec![FindingSnap {
-                    code: Code::TlsaWrongSelector,
-                    severity: Severity::Error,
-                    subject: HOSTILE_IMG.into(),
-                    host: None,
-                    address: None,
-                    message: HOSTILE_IMG.into(),
-                }]
-            } else {
-                vec![]
-            },
-            hosts: vec![],
-            rrsig_expires: None,
-        }
-    }
-
-    fn record(s: &mut Store, domain: &str, at: i64, verdict: DomainVerdict, hostile: bool) {
-        let audit = NewAudit::new(
-            snap(domain, at, verdict, hostile),
-            Timestamp(at),
-            Duration::from_millis(120),
-            &format!("{{\"domain\":\"{domain}\"}}"),
-            "{}",
-        );
-        s.record(&audit, &EventOptions::default()).unwrap();
-    }
-
-    /// A watch database: a.example passes, fails (with hostile text),
-    /// passes again; b.example flips `flips` times.
-    fn watch_db(dir: &Path, flips: usize) -> PathBuf {
-        let path = dir.join("watch.db");
-        let mut s = Store::open(&path).unwrap();
-        let t0 = 1_780_000_000;
-        record(&mut s, "a.example", t0, DomainVerdict::Pass, false);
-        record(&mut s, "a.example", t0 + 3600, DomainVerdict::Pass, false);
-        record(&mut s, "a.example", t0 + 7200, DomainVerdict::Fail, true);
-        record(&mut s, "a.example", t0 + 10800, DomainVerdict::Pass, false);
-        for i in 0..flips {
-            let v = if i % 2 == 0 {
-                DomainVerdict::Pass
-            } else {
-                DomainVerdict::Fail
-            };
-            record(&mut s, "b.example", t0 + 60 * i as i64, v, false);
-        }
-        path
-    }
 
     fn cli_history(db: &Path, extra: &[&str]) -> String {
         let out = Command::new(BIN)
@@ -667,7 +599,7 @@ mod history {
     #[test]
     fn history_pages_and_api_read_the_watch_database_read_only() {
         let dir = tempfile::tempdir().unwrap();
-        let db = watch_db(dir.path(), 230);
+        let db = watch_db(dir.path(), "a.example", 230);
         let before = fingerprint(&db);
         let db_arg = db.to_str().unwrap();
         let s = quick(&["--db", db_arg]);
@@ -763,7 +695,7 @@ mod history {
             record(
                 &mut w,
                 "a.example",
-                1_780_000_000 + 14400,
+                T0 + 14400,
                 DomainVerdict::Partial,
                 false,
             );
