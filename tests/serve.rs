@@ -618,8 +618,9 @@ mod history {
         assert_no_raw_hostile(&p.body);
         assert!(p.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(
-            p.body
-                .contains("4 audits from 2026-05-28T20:26:40Z to 2026-05-28T23:26:40Z; last verdict pass"),
+            p.body.contains(
+                "4 audits from 2026-05-28T20:26:40Z to 2026-05-28T23:26:40Z; last verdict pass"
+            ),
             "{}",
             p.body
         );
@@ -654,12 +655,19 @@ mod history {
         assert_eq!(b.status, 200);
         let shown = b.body.matches(r#"<li class="change">"#).count();
         assert_eq!(shown, 200, "the newest 200 changes");
-        assert!(b.body.contains("30 older change(s) not shown"), "{}", b.body);
+        assert!(
+            b.body.contains("30 older change(s) not shown"),
+            "{}",
+            b.body
+        );
 
         // The API: byte for byte what `history --format json` prints.
         for (q, extra) in [
             ("", vec![]),
-            ("?since=2026-05-28T22:00:00Z", vec!["--since", "2026-05-28T22:00:00Z"]),
+            (
+                "?since=2026-05-28T22:00:00Z",
+                vec!["--since", "2026-05-28T22:00:00Z"],
+            ),
         ] {
             let api = s.get(&format!("/api/v1/history/a.example{q}"));
             assert_eq!(api.status, 200, "{}", api.body);
@@ -681,7 +689,11 @@ mod history {
         // audit ends as incomplete: the resolver is a closed port).
         assert_eq!(s.get("/api/v1/check/a.example").status, 200);
         let page = s.get("/check/a.example");
-        assert!(page.body.contains(r#"href="/history/a.example""#), "{}", page.body);
+        assert!(
+            page.body.contains(r#"href="/history/a.example""#),
+            "{}",
+            page.body
+        );
         assert_eq!(s.get("/api/v1/check/unwatched.example").status, 200);
         let page = s.get("/check/unwatched.example");
         assert!(!page.body.contains("/history/"), "{}", page.body);
@@ -736,7 +748,13 @@ mod history {
     #[test]
     fn a_missing_database_is_refused_at_start() {
         let out = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--db", "/nonexistent/watch.db"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                "/nonexistent/watch.db",
+            ])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{out:?}");

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::html::prose;
 use crate::core::evidence::Timestamp;
 use crate::watch::db::{AuditRow, EventRow, Recent};
-use crate::watch::events::{EVENT_SCHEMA_VERSION, Event};
+use crate::watch::events::{EVENT_SCHEMA_VERSION, Event, EventKind};
 
 /// What the report covers.
 pub struct History<'a> {
@@ -203,6 +203,9 @@ pub fn html(domain: &str, r: &Recent) -> Markup {
                                     li {
                                         span class={"badge s-" (sev)} { (sev.to_uppercase()) } " "
                                         code.event { (e.event.kind.code()) } " "
+                                        @if let EventKind::Finding { finding } = &e.event.kind {
+                                            a.code href={"/explain/" (finding.code.as_str())} { (finding.code.as_str()) } " "
+                                        }
                                         span.state { (e.event.state.as_str()) } ": "
                                         (prose(&e.event.message))
                                     }
@@ -228,7 +231,7 @@ mod tests {
     use super::*;
     use crate::core::finding::Severity;
     use crate::core::verdict::DomainVerdict;
-    use crate::watch::events::{EventKind, Transition};
+    use crate::watch::events::Transition;
 
     fn row(id: i64, at: i64, verdict: &str) -> AuditRow {
         AuditRow {

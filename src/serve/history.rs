@@ -143,10 +143,7 @@ pub async fn list(State(app): State<App>) -> Response {
         return not_found().await;
     };
     match db.read(|s| s.domains()).await {
-        Ok(domains) => page(
-            StatusCode::OK,
-            pages::history_list(&domains, LIST_DOMAINS),
-        ),
+        Ok(domains) => page(StatusCode::OK, pages::history_list(&domains, LIST_DOMAINS)),
         Err(u) => unavailable(u),
     }
 }
@@ -195,8 +192,7 @@ pub async fn api(
     let d = domain.clone();
     let doc = db
         .read(move |s| {
-            let Some((audits, events)) = s.history(&d, from.unwrap_or(Timestamp(i64::MIN)))?
-            else {
+            let Some((audits, events)) = s.history(&d, from.unwrap_or(Timestamp(i64::MIN)))? else {
                 return Ok(None);
             };
             let mut out = Vec::new();
