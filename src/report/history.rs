@@ -293,4 +293,34 @@ mod tests {
         assert_eq!(v["events"][0]["code"], "verdict-changed");
         assert_eq!(v["audits"].as_array().unwrap().len(), 3);
     }
+
+    #[test]
+    fn html_groups_events_by_audit_newest_first_and_escapes() {
+        let mut hostile = changed(3, 7200, DomainVerdict::Pass, DomainVerdict::Fail);
+        hostile.event.message = "<b>x</b> `3 1 1 ab`".into();
+        let r = Recent {
+            audits_total: 3,
+            first: Some(Timestamp(0)),
+            last: Some(Timestamp(7200)),
+            last_verdict: Some("fail".into()),
+            events_total: 5,
+            events: vec![
+                changed(2, 3600, DomainVerdict::Fail, DomainVerdict::Pass),
+                hostile,
+            ],
+            audits: vec![row(2, 3600, "pass"), row(3, 7200, "fail")],
+        };
+        let page = html("example.org", &r).into_string();
+        assert!(page.contains(
+            "3 audits from 1970-01-01T00:00:00Z to 1970-01-01T02:00:00Z; last verdict fail"
+        ));
+        assert!(
+            page.contains("&lt;b&gt;x&lt;/b&gt; <code>3 1 1 ab</code>"),
+            "{page}"
+        );
+        assert!(!page.contains("<b>"));
+        assert_eq!(page.matches(r#"<li class="change">"#).count(), 2);
+        assert!(page.find("audit #3").unwrap() < page.find("audit #2").unwrap());
+        assert!(page.contains("3 older change(s) not shown"), "{page}");
+    }
 }

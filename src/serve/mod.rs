@@ -235,5 +235,8 @@ mod tests {
         assert_eq!(route_name("/check/example.org/events"), "events");
         assert_eq!(route_name("/api/v1/check/<x>"), "api-check");
         assert_eq!(route_name("/%0d%0aSet-Cookie:x"), "other");
+        assert_eq!(route_name("/history"), "history-list");
+        assert_eq!(route_name("/history/example.org"), "history");
+        assert_eq!(route_name("/api/v1/history/example.org"), "api-history");
     }
 }

@@ -939,6 +939,43 @@ mod tests {
     }
 
     #[test]
+    fn recent_is_the_newest_events_with_their_audits_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let opts = EventOptions::default();
+        let mut s = Store::open(&path).unwrap();
+        for t in 0..10 {
+            let v = if t % 2 == 0 {
+                DomainVerdict::Pass
+            } else {
+                DomainVerdict::Fail
+            };
+            s.record(&audit("a.example", 100 * (t + 1), v), &opts)
+                .unwrap();
+        }
+        drop(s);
+        let r = Store::open_read_waiting(&path, Duration::from_millis(100)).unwrap();
+        assert!(r.recent("b.example", 3).unwrap().is_none());
+        assert!(!r.knows("b.example").unwrap());
+        assert!(r.knows("a.example").unwrap());
+        let rec = r.recent("a.example", 3).unwrap().unwrap();
+        assert_eq!(rec.audits_total, 10);
+        assert_eq!(rec.events_total, 10, "domain-added, then 9 verdict changes");
+        assert_eq!(
+            (rec.first, rec.last),
+            (Some(Timestamp(100)), Some(Timestamp(1000)))
+        );
+        assert_eq!(rec.last_verdict.as_deref(), Some("fail"));
+        let at: Vec<i64> = rec.events.iter().map(|e| e.event.at.0).collect();
+        assert_eq!(at, [800, 900, 1000], "the newest, oldest first");
+        let ids: Vec<i64> = rec.audits.iter().map(|a| a.id).collect();
+        assert_eq!(ids, [8, 9, 10]);
+        let (audits, events) = r.history("a.example", Timestamp(950)).unwrap().unwrap();
+        assert_eq!((audits.len(), events.len()), (1, 1));
+        assert!(r.history("b.example", Timestamp(0)).unwrap().is_none());
+    }
+
+    #[test]
     fn keep_prunes_all_but_the_latest_and_verdict_changes() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("w.db")).unwrap();
