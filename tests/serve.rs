@@ -681,6 +681,14 @@ mod history {
         let nw = s.get("/api/v1/history/unwatched.example");
         assert_eq!(nw.status, 404);
         assert_eq!(nw.json()["error"]["reason"], "not-watched");
+        // As the CLI refuses it (exit 2).
+        let cli = Command::new(BIN)
+            .args(["history", "unwatched.example", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert_eq!(cli.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&cli.stderr).contains("never audited here"));
         let bad = s.get("/api/v1/history/a.example?since=yesterday-ish");
         assert_eq!(bad.status, 400);
         assert_eq!(bad.json()["error"]["reason"], "usage");
