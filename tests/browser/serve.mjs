@@ -223,10 +223,10 @@ async function run() {
     await p2.locator("#verdict-h").waitFor({ timeout: 90000 });
     check((await verdictText(p2)).endsWith("PASS"), `without JS the report of ${NOJS} arrives by reload`, await verdictText(p2));
     check((await findingCodes(p2)).includes("tlsa-stale"), "and its findings");
-    await p2.goto(`${base}/history/${watched}`);
-    check((await p2.locator("li.change").count()) === 3, "without JS the history is all there");
     check(!(await p2.locator("button.copy").first().isVisible()), "copy buttons stay hidden without JS");
     check((await p2.locator("code.record").count()) > 0, "records are there to select");
+    await p2.goto(`${base}/history/${watched}`);
+    check((await p2.locator("li.change").count()) === 3, "without JS the history is all there");
     await nojs.close();
 
     // The page in progress (a slow scenario, so it is still running).
