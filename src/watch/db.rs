@@ -673,42 +673,18 @@ impl Store {
                  ORDER BY at DESC, id DESC LIMIT ?2",
             )
             .map_err(e)?;
-        let rows = stmt
-            .query_map(params![id, limit as i64], |r| {
-                Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(e)?;
-        let mut events = Vec::new();
-        for row in rows {
-            let (audit_id, body) = row.map_err(e)?;
-            let event = serde_json::from_str(&body)
-                .map_err(|err| DbError::data(&self.path, "stored event", err))?;
-            events.push(EventRow { audit_id, event });
-        }
+        let mut events = self.event_rows(&mut stmt, params![id, limit as i64])?;
         events.reverse();
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT id, evaluated_at, verdict, worst_severity, duration_ms FROM audits WHERE id = ?1",
-            )
+            .prepare_cached(&format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE id = ?1"))
             .map_err(e)?;
         let mut rows = Vec::new();
         let mut ids: Vec<i64> = events.iter().filter_map(|ev| ev.audit_id).collect();
         ids.sort_unstable();
         ids.dedup();
         for aid in ids {
-            let row = stmt
-                .query_row([aid], |r| {
-                    Ok(AuditRow {
-                        id: r.get(0)?,
-                        evaluated_at: Timestamp(r.get(1)?),
-                        verdict: r.get(2)?,
-                        worst_severity: r.get(3)?,
-                        duration_ms: r.get(4)?,
-                    })
-                })
-                .optional()
-                .map_err(e)?;
+            let row = stmt.query_row([aid], audit_row).optional().map_err(e)?;
             rows.extend(row);
         }
         Ok(Some(Recent {
@@ -729,21 +705,13 @@ impl Store {
         };
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, evaluated_at, verdict, worst_severity, duration_ms FROM audits
-                 WHERE domain_id = ?1 AND evaluated_at >= ?2 ORDER BY evaluated_at, id",
-            )
+            .prepare(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audits
+                 WHERE domain_id = ?1 AND evaluated_at >= ?2 ORDER BY evaluated_at, id"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![id, since.0], |r| {
-                Ok(AuditRow {
-                    id: r.get(0)?,
-                    evaluated_at: Timestamp(r.get(1)?),
-                    verdict: r.get(2)?,
-                    worst_severity: r.get(3)?,
-                    duration_ms: r.get(4)?,
-                })
-            })
+            .query_map(params![id, since.0], audit_row)
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
@@ -759,8 +727,17 @@ impl Store {
                 "SELECT audit_id, body FROM events WHERE domain_id = ?1 AND at >= ?2 ORDER BY at, id",
             )
             .map_err(|e| self.err(e))?;
+        self.event_rows(&mut stmt, params![id, since.0])
+    }
+
+    /// The events a query of `audit_id, body` finds, decoded.
+    fn event_rows(
+        &self,
+        stmt: &mut rusqlite::Statement<'_>,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<EventRow>, DbError> {
         let rows = stmt
-            .query_map(params![id, since.0], |r| {
+            .query_map(params, |r| {
                 Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, String>(1)?))
             })
             .map_err(|e| self.err(e))?;
@@ -812,6 +789,19 @@ impl Store {
             .map_err(|e| self.err(e))?;
         Ok((audits, pages * page))
     }
+}
+
+/// The columns [`audit_row`] reads, in its order.
+const AUDIT_COLUMNS: &str = "id, evaluated_at, verdict, worst_severity, duration_ms";
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        evaluated_at: Timestamp(r.get(1)?),
+        verdict: r.get(2)?,
+        worst_severity: r.get(3)?,
+        duration_ms: r.get(4)?,
+    })
 }
 
 /// The domain's id and stored state, creating its row on first sight.
