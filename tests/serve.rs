@@ -557,3 +557,216 @@ fn sigterm_lets_open_requests_finish_then_exits_zero() {
         "still listening"
     );
 }
+
+// --- `--db`: the watch's history -------------------------------------------
+
+mod history {
+    use std::path::Path;
+    use std::process::Command;
+    use std::time::Duration;
+
+    use dane_audit::core::verdict::DomainVerdict;
+    use dane_audit::watch::db::Store;
+
+    use super::serve_support::{BIN, HOSTILE, HOSTILE_IMG, T0, record, watch_db};
+    use super::{encode, quick};
+
+    fn cli_history(db: &Path, extra: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(["history", "--db"])
+            .arg(db)
+            .args(["--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn fingerprint(p: &Path) -> (Vec<u8>, std::time::SystemTime) {
+        (
+            std::fs::read(p).unwrap(),
+            std::fs::metadata(p).unwrap().modified().unwrap(),
+        )
+    }
+
+    fn assert_no_raw_hostile(body: &str) {
+        for bad in ["<script>alert", "<img", "onerror=alert(1)>"] {
+            assert!(!body.contains(bad), "unescaped {bad:?} in:\n{body}");
+        }
+    }
+
+    #[test]
+    fn history_pages_and_api_read_the_watch_database_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = watch_db(dir.path(), "a.example", 230);
+        let before = fingerprint(&db);
+        let db_arg = db.to_str().unwrap();
+        let s = quick(&["--db", db_arg]);
+
+        let list = s.get("/history");
+        assert_eq!(list.status, 200, "{}", list.body);
+        assert!(list.body.contains(r#"href="/history/a.example""#));
+        assert!(list.body.contains(r#"href="/history/b.example""#));
+
+        let p = s.get("/history/a.example");
+        assert_eq!(p.status, 200, "{}", p.body);
+        let csp = p.header("content-security-policy").unwrap();
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(!p.body.contains("style="), "no inline style");
+        assert!(!p.body.contains("<script>"), "no inline script");
+        assert_no_raw_hostile(&p.body);
+        assert!(p.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(
+            p.body.contains(
+                "4 audits from 2026-05-28T20:26:40Z to 2026-05-28T23:26:40Z; last verdict pass"
+            ),
+            "{}",
+            p.body
+        );
+        assert!(p.body.contains("verdict pass -&gt; fail"), "{}", p.body);
+        assert!(p.body.contains(r#"<time datetime="2026-05-28T22:26:40Z">"#));
+        assert!(p.body.contains(r#"href="/api/v1/history/a.example""#));
+        // Newest first.
+        let fail_back = p.body.find("verdict fail -&gt; pass").unwrap();
+        let to_fail = p.body.find("verdict pass -&gt; fail").unwrap();
+        assert!(fail_back < to_fail);
+
+        // Canonical form, validation, domains not watched, no such page.
+        let r = s.get("/history/A.Example.");
+        assert_eq!(r.status, 308);
+        assert_eq!(r.header("location"), Some("/history/a.example"));
+        let nw = s.get("/history/unwatched.example");
+        assert_eq!(nw.status, 404, "{}", nw.body);
+        assert!(nw.body.contains("is not watched"), "{}", nw.body);
+        for bad in [HOSTILE, HOSTILE_IMG, "example.org\r\nSet-Cookie: x=1"] {
+            let path: String = encode(bad).replace('+', "%20");
+            let r = s.get(&format!("/history/{path}"));
+            assert_eq!(r.status, 400, "{bad:?}: {}", r.body);
+            assert_no_raw_hostile(&r.body);
+            assert!(r.header("set-cookie").is_none());
+            let api = s.get(&format!("/api/v1/history/{path}"));
+            assert_eq!(api.status, 400, "{bad:?}: {}", api.body);
+            assert_eq!(api.json()["error"]["reason"], "usage");
+        }
+
+        // A long history: the newest changes only, and a note.
+        let b = s.get("/history/b.example");
+        assert_eq!(b.status, 200);
+        let shown = b.body.matches(r#"<li class="change">"#).count();
+        assert_eq!(shown, 200, "the newest 200 changes");
+        assert!(
+            b.body.contains("30 older change(s) not shown"),
+            "{}",
+            b.body
+        );
+
+        // The API: byte for byte what `history --format json` prints.
+        for (q, extra) in [
+            ("", vec![]),
+            (
+                "?since=2026-05-28T22:00:00Z",
+                vec!["--since", "2026-05-28T22:00:00Z"],
+            ),
+        ] {
+            let api = s.get(&format!("/api/v1/history/a.example{q}"));
+            assert_eq!(api.status, 200, "{}", api.body);
+            assert_eq!(api.header("content-type"), Some("application/json"));
+            let mut args = vec!["a.example"];
+            args.extend(extra);
+            assert_eq!(api.body, cli_history(&db, &args), "{q}");
+        }
+        let b_api = s.get("/api/v1/history/b.example");
+        assert_eq!(b_api.body, cli_history(&db, &["b.example"]));
+        let nw = s.get("/api/v1/history/unwatched.example");
+        assert_eq!(nw.status, 404);
+        assert_eq!(nw.json()["error"]["reason"], "not-watched");
+        // As the CLI refuses it (exit 2).
+        let cli = Command::new(BIN)
+            .args(["history", "unwatched.example", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert_eq!(cli.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&cli.stderr).contains("never audited here"));
+        let bad = s.get("/api/v1/history/a.example?since=yesterday-ish");
+        assert_eq!(bad.status, 400);
+        assert_eq!(bad.json()["error"]["reason"], "usage");
+
+        // The result page of a watched domain links to its history (the
+        // audit ends as incomplete: the resolver is a closed port).
+        assert_eq!(s.get("/api/v1/check/a.example").status, 200);
+        let page = s.get("/check/a.example");
+        assert!(
+            page.body.contains(r#"href="/history/a.example""#),
+            "{}",
+            page.body
+        );
+        assert_eq!(s.get("/api/v1/check/unwatched.example").status, 200);
+        let page = s.get("/check/unwatched.example");
+        assert!(!page.body.contains("/history/"), "{}", page.body);
+
+        // Read-only: the database file is as it was, byte for byte.
+        assert!(fingerprint(&db) == before, "serve changed the database");
+
+        // A watch writing beside the server: not kept out, and seen at once.
+        {
+            let mut w = Store::open(&db).expect("the watch opens its database");
+            record(
+                &mut w,
+                "a.example",
+                T0 + 14400,
+                DomainVerdict::Partial,
+                false,
+            );
+            let p = s.get("/history/a.example");
+            assert!(p.body.contains("verdict pass -&gt; partial"), "{}", p.body);
+        }
+
+        // A database locked by another process: 503 after a short wait, said plainly.
+        let locker = rusqlite::Connection::open(&db).unwrap();
+        locker
+            .execute_batch("PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE;")
+            .unwrap();
+        let started = std::time::Instant::now();
+        let p = s.get("/history/a.example");
+        assert_eq!(p.status, 503, "{}", p.body);
+        assert!(p.body.contains("busy"), "{}", p.body);
+        assert!(p.header("retry-after").is_some());
+        let api = s.get("/api/v1/history/a.example");
+        assert_eq!(api.status, 503, "{}", api.body);
+        assert_eq!(api.json()["error"]["reason"], "unavailable");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        locker.execute_batch("ROLLBACK;").unwrap();
+        drop(locker);
+        assert_eq!(s.get("/history/a.example").status, 200);
+        assert_eq!(s.get("/healthz").status, 200, "no panic, still serving");
+    }
+
+    #[test]
+    fn without_db_there_is_no_history() {
+        let s = quick(&[]);
+        assert_eq!(s.get("/history").status, 404);
+        assert_eq!(s.get("/history/a.example").status, 404);
+        let api = s.get("/api/v1/history/a.example");
+        assert_eq!(api.status, 404);
+        assert_eq!(api.json()["error"]["reason"], "not-found");
+    }
+
+    #[test]
+    fn a_missing_database_is_refused_at_start() {
+        let out = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                "/nonexistent/watch.db",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no such database"), "{err}");
+    }
+}

@@ -576,6 +576,9 @@ fn browser_available() -> bool {
     ok
 }
 
+/// The scenario the browser test's watch database holds (its failing one).
+const WATCHED: &str = "rec-wrong-selector.example";
+
 #[test]
 fn the_page_in_headless_chromium() {
     let Some(bed) = Testbed::get() else { return };
@@ -585,7 +588,20 @@ fn the_page_in_headless_chromium() {
     }
     let dir = browser_deps();
     let _t = traffic();
-    let s = serve(bed, &["--allow-private", "--rate", "1000/min"]);
+    // A watch database in which the failing scenario is watched: its
+    // result page links to its history, which the browser checks too.
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = serve_support::watch_db(db_dir.path(), WATCHED, 230);
+    let s = serve(
+        bed,
+        &[
+            "--allow-private",
+            "--rate",
+            "1000/min",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
     let shots = match std::env::var("DANE_AUDIT_SCREENSHOTS") {
         Ok(d) => PathBuf::from(d),
         Err(_) => repo().join("target/screenshots"),
@@ -596,6 +612,7 @@ fn the_page_in_headless_chromium() {
         .arg(dir.join("serve.mjs"))
         .arg(format!("http://{}", s.addr))
         .arg(&shots)
+        .arg(WATCHED)
         .current_dir(&dir)
         .output()
         .unwrap();
@@ -603,7 +620,12 @@ fn the_page_in_headless_chromium() {
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser checks failed:\n{text}");
     assert!(text.contains("all browser checks passed"));
-    for f in ["serve-pass.png", "serve-fail.png", "serve-phone.png"] {
+    for f in [
+        "serve-pass.png",
+        "serve-fail.png",
+        "serve-phone.png",
+        "serve-history.png",
+    ] {
         let meta = std::fs::metadata(shots.join(f)).unwrap();
         assert!(meta.len() > 10_000, "{f}: {} bytes", meta.len());
     }

@@ -46,7 +46,7 @@ pub struct HistoryArgs {
 }
 
 /// `--since`: a time, or an age counted back from now.
-fn since(text: &str) -> Result<Timestamp, CliError> {
+pub fn since(text: &str) -> Result<Timestamp, CliError> {
     if let Some(t) = Timestamp::parse(text) {
         return Ok(t);
     }
@@ -80,16 +80,14 @@ pub fn run(args: &HistoryArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let raw = args.domain.as_deref().unwrap_or_default();
     let domain = crate::domain::normalize_domain(raw).map_err(CliError::usage)?;
     let from = args.since.as_deref().map(since).transpose()?;
-    let t = from.unwrap_or(Timestamp(i64::MIN));
-    let audits = store.audits(&domain, t)?;
-    let events = store.events(&domain, t)?;
-    if audits.is_empty() && events.is_empty() && !store.domains()?.contains(&domain) {
+    let Some((audits, events)) = store.history(&domain, from.unwrap_or(Timestamp(i64::MIN)))?
+    else {
         return Err(CliError::usage(format!(
             "{}: {domain} was never audited here (`history --list --db {}` lists the domains)",
             args.db.display(),
             args.db.display()
         )));
-    }
+    };
     let h = History {
         domain: &domain,
         since: from,

@@ -16,6 +16,7 @@ use crate::dns::iterate;
 use crate::duration::parse_duration;
 use crate::serve::audits::{Audits, Runner, Settings};
 use crate::serve::client::{Limiter, Rate};
+use crate::serve::history::HistoryDb;
 use crate::serve::http::{self, ConnLimits};
 use crate::serve::metrics::Metrics;
 use crate::serve::{App, AppInner, router};
@@ -98,6 +99,12 @@ pub struct ServeArgs {
     /// After SIGTERM, how long open requests may take to finish.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub grace: u64,
+    /// The database of `dane-audit watch`: adds a page per watched domain
+    /// with its history (/history/DOMAIN, and /history to list them) and
+    /// /api/v1/history/DOMAIN (the document of `history --format json`).
+    /// Opened read-only for each request; the watch may be writing it.
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
     /// The access log and other log lines on stderr, as text or JSON
     /// (level: DANE_AUDIT_LOG, e.g. `debug`).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -202,6 +209,12 @@ pub async fn run(args: &ServeArgs) -> Result<Exit, CliError> {
     init_logging(args.log_format);
     check(args)?;
     let skip = screen(args)?;
+    let history = args
+        .db
+        .as_deref()
+        .map(HistoryDb::new)
+        .transpose()
+        .map_err(CliError::usage)?;
     let collector = collector(args, skip).await?;
     let metrics = Arc::new(Metrics::default());
     let audits = Audits::new(
@@ -233,6 +246,7 @@ pub async fn run(args: &ServeArgs) -> Result<Exit, CliError> {
         metrics: Arc::clone(&metrics),
         request_timeout: Duration::from_secs(args.request_timeout),
         shutdown: shutdown.clone(),
+        history,
     }));
     eprintln!("dane-audit serve: listening on http://{local}/");
     tracing::info!(%local, private = args.allow_private, rate = %args.rate, "serving");

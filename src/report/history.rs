@@ -3,11 +3,13 @@
 
 use std::io::{self, Write};
 
+use maud::{Markup, html};
 use serde::Serialize;
 
+use super::html::prose;
 use crate::core::evidence::Timestamp;
-use crate::watch::db::{AuditRow, EventRow};
-use crate::watch::events::{EVENT_SCHEMA_VERSION, Event};
+use crate::watch::db::{AuditRow, EventRow, Recent};
+use crate::watch::events::{EVENT_SCHEMA_VERSION, Event, EventKind};
 
 /// What the report covers.
 pub struct History<'a> {
@@ -32,13 +34,14 @@ pub fn write_text(out: &mut dyn Write, h: &History<'_>) -> io::Result<()> {
     };
     writeln!(
         out,
-        "{}: {} audit{} from {} to {}; last verdict {}",
+        "{}: {}",
         h.domain,
-        h.audits.len(),
-        if h.audits.len() == 1 { "" } else { "s" },
-        first.evaluated_at,
-        last.evaluated_at,
-        last.verdict
+        summary(
+            h.audits.len() as i64,
+            first.evaluated_at,
+            last.evaluated_at,
+            &last.verdict
+        )
     )?;
     let mut events = h.events.iter().peekable();
     for a in h.audits {
@@ -134,12 +137,101 @@ pub fn write_json(out: &mut dyn Write, h: &History<'_>) -> io::Result<()> {
     writeln!(out)
 }
 
+/// The summary line of a history: "N audits from T1 to T2; last verdict V"
+/// (the text report's heading, without the domain).
+fn summary(audits: i64, first: Timestamp, last: Timestamp, verdict: &str) -> String {
+    format!(
+        "{audits} audit{} from {first} to {last}; last verdict {verdict}",
+        if audits == 1 { "" } else { "s" },
+    )
+}
+
+/// HTML (`serve --db`): what the text shows, for the newest changes only
+/// ([`Recent`] is bounded), newest first, each audit that raised
+/// something with its time, number and verdict, then its events. Every
+/// value is escaped by maud; no script, no inline style.
+pub fn html(domain: &str, r: &Recent) -> Markup {
+    let verdict = r.last_verdict.as_deref().unwrap_or("none");
+    let older = (r.events_total - r.events.len() as i64).max(0);
+    // Consecutive events of one audit form a group; newest group first.
+    let mut groups: Vec<(Option<&AuditRow>, Timestamp, Vec<&EventRow>)> = Vec::new();
+    for e in &r.events {
+        match groups.last_mut() {
+            Some((Some(a), _, evs)) if e.audit_id == Some(a.id) => evs.push(e),
+            _ => {
+                let a = e
+                    .audit_id
+                    .and_then(|id| r.audits.iter().find(|a| a.id == id));
+                let at = a.map(|a| a.evaluated_at).unwrap_or(e.event.at);
+                groups.push((a, at, vec![e]));
+            }
+        }
+    }
+    groups.reverse();
+    html! {
+        section class={"verdict v-" (verdict)} aria-labelledby="history-h" {
+            h1 #history-h tabindex="-1" {
+                "History of " span.domain { (domain) } " "
+                span class={"badge v-" (verdict)} { (verdict.to_uppercase()) }
+            }
+            p.lead {
+                @match (r.first, r.last) {
+                    (Some(f), Some(l)) => (summary(r.audits_total, f, l, verdict)),
+                    _ => "no audits",
+                }
+            }
+            p.meta { "As recorded by " code { "dane-audit watch" } "." }
+        }
+        section aria-labelledby="changes-h" {
+            h2 #changes-h { "Changes (" (r.events_total) "), newest first" }
+            @if groups.is_empty() {
+                p { "No changes recorded." }
+            } @else {
+                ol.history {
+                    @for (audit, at, events) in &groups {
+                        li.change {
+                            p.head {
+                                time datetime=(at) { (at) }
+                                @if let Some(a) = audit {
+                                    " · audit #" (a.id) " · "
+                                    span class={"badge v-" (a.verdict)} { (a.verdict.to_uppercase()) }
+                                }
+                            }
+                            ul.events {
+                                @for e in events {
+                                    @let sev = e.event.severity.as_str();
+                                    li {
+                                        span class={"badge s-" (sev)} { (sev.to_uppercase()) } " "
+                                        code.event { (e.event.kind.code()) } " "
+                                        @if let EventKind::Finding { finding } = &e.event.kind {
+                                            a.code href={"/explain/" (finding.code.as_str())} { (finding.code.as_str()) } " "
+                                        }
+                                        span.state { (e.event.state.as_str()) } ": "
+                                        (prose(&e.event.message))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if older > 0 {
+                p.older {
+                    (older) " older change(s) not shown. All of them: "
+                    a href={"/api/v1/history/" (domain)} { "as JSON" }
+                    ", or " code { "dane-audit history " (domain) " --db FILE" } "."
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::finding::Severity;
     use crate::core::verdict::DomainVerdict;
-    use crate::watch::events::{EventKind, Transition};
+    use crate::watch::events::Transition;
 
     fn row(id: i64, at: i64, verdict: &str) -> AuditRow {
         AuditRow {
@@ -200,5 +292,35 @@ mod tests {
         assert_eq!(v["events"][0]["audit_id"], 3);
         assert_eq!(v["events"][0]["code"], "verdict-changed");
         assert_eq!(v["audits"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn html_groups_events_by_audit_newest_first_and_escapes() {
+        let mut hostile = changed(3, 7200, DomainVerdict::Pass, DomainVerdict::Fail);
+        hostile.event.message = "<b>x</b> `3 1 1 ab`".into();
+        let r = Recent {
+            audits_total: 3,
+            first: Some(Timestamp(0)),
+            last: Some(Timestamp(7200)),
+            last_verdict: Some("fail".into()),
+            events_total: 5,
+            events: vec![
+                changed(2, 3600, DomainVerdict::Fail, DomainVerdict::Pass),
+                hostile,
+            ],
+            audits: vec![row(2, 3600, "pass"), row(3, 7200, "fail")],
+        };
+        let page = html("example.org", &r).into_string();
+        assert!(page.contains(
+            "3 audits from 1970-01-01T00:00:00Z to 1970-01-01T02:00:00Z; last verdict fail"
+        ));
+        assert!(
+            page.contains("&lt;b&gt;x&lt;/b&gt; <code>3 1 1 ab</code>"),
+            "{page}"
+        );
+        assert!(!page.contains("<b>"));
+        assert_eq!(page.matches(r#"<li class="change">"#).count(), 2);
+        assert!(page.find("audit #3").unwrap() < page.find("audit #2").unwrap());
+        assert!(page.contains("3 older change(s) not shown"), "{page}");
     }
 }

@@ -46,6 +46,12 @@ pub enum ApiError {
     StillRunning,
     #[error("no such endpoint")]
     NotFound,
+    /// `/api/v1/history/{domain}`: the watch's database never audited it.
+    #[error("{0} is not watched here")]
+    NotWatched(String),
+    /// The watch's database cannot be read now; try again after the duration.
+    #[error("{0}")]
+    Unavailable(String, Duration),
 }
 
 #[derive(Serialize)]
@@ -55,7 +61,8 @@ struct ErrorBody<'a> {
 
 #[derive(Serialize)]
 struct ErrorDetail<'a> {
-    /// A stable word: usage, incomplete, rate-limited, busy, still-running, not-found.
+    /// A stable word: usage, incomplete, rate-limited, busy, still-running,
+    /// not-found, not-watched, unavailable.
     reason: &'static str,
     /// The CLI's exit code for the same reason, where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,6 +99,13 @@ impl ApiError {
                 Some(Duration::from_secs(5)),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", None, None),
+            ApiError::NotWatched(_) => (StatusCode::NOT_FOUND, "not-watched", None, None),
+            ApiError::Unavailable(_, after) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                None,
+                Some(*after),
+            ),
         }
     }
 }
@@ -262,6 +276,7 @@ mod tests {
         for p in [
             "/api/v1/check/{domain}",
             "/api/v1/tlsa",
+            "/api/v1/history/{domain}",
             "/healthz",
             "/metrics",
         ] {

@@ -11,6 +11,7 @@
 //! * [`http`]: the listener, with connection caps and the header timeout
 //!   that defeats slowloris;
 //! * [`web`], [`events`], [`api`], [`pages`], [`assets`]: the routes;
+//! * [`history`]: with `--db`, the watch's history of each domain, read-only;
 //! * [`metrics`], what `/metrics` shows.
 //!
 //! Addresses a visitor's domain leads to are screened by the collector's
@@ -21,6 +22,7 @@ pub mod assets;
 pub mod audits;
 pub mod client;
 mod events;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod pages;
@@ -57,6 +59,8 @@ pub struct AppInner {
     pub request_timeout: Duration,
     /// Turns true when shutdown begins.
     pub shutdown: watch::Receiver<bool>,
+    /// `--db`: the watch's database, for the history pages.
+    pub history: Option<history::HistoryDb>,
 }
 
 #[derive(Clone)]
@@ -93,6 +97,9 @@ pub fn router(app: App) -> Router {
             "/api/v1/tlsa",
             post(api::tlsa).layer(DefaultBodyLimit::max(api::MAX_UPLOAD)),
         )
+        .route("/history", get(history::list))
+        .route("/history/{domain}", get(history::domain_page))
+        .route("/api/v1/history/{domain}", get(history::api))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/{*rest}", get(api::not_found).post(api::not_found))
         .route("/healthz", get(web::healthz))
@@ -112,7 +119,10 @@ fn route_name(path: &str) -> &'static str {
         "/metrics" => "metrics",
         "/api/v1/tlsa" => "api-tlsa",
         "/api/v1/openapi.json" => "openapi",
+        "/history" => "history-list",
         p if p.starts_with("/api/v1/check/") => "api-check",
+        p if p.starts_with("/api/v1/history/") => "api-history",
+        p if p.starts_with("/history/") => "history",
         p if p.starts_with("/check/") && p.ends_with("/events") => "events",
         p if p.starts_with("/check/") => "result",
         p if p.starts_with("/explain/") => "explain",
@@ -225,5 +235,8 @@ mod tests {
         assert_eq!(route_name("/check/example.org/events"), "events");
         assert_eq!(route_name("/api/v1/check/<x>"), "api-check");
         assert_eq!(route_name("/%0d%0aSet-Cookie:x"), "other");
+        assert_eq!(route_name("/history"), "history-list");
+        assert_eq!(route_name("/history/example.org"), "history");
+        assert_eq!(route_name("/api/v1/history/example.org"), "api-history");
     }
 }

@@ -11,6 +11,7 @@ use crate::core::catalogue::entry;
 use crate::core::evidence::Timestamp;
 use crate::core::finding::Code;
 use crate::report::html::{fix_line, see_rfc};
+use crate::watch::db::Recent;
 
 use super::assets;
 use super::progress::Line;
@@ -125,7 +126,13 @@ pub fn progress(domain: &str, lines: &[Line], dropped: usize, events: &str) -> M
 
 /// A finished report (`fragment` was rendered, and escaped, by
 /// [`crate::report::html::report`]).
-pub fn result(domain: &str, fragment: &str, finished: Option<Timestamp>, ttl_secs: u64) -> Markup {
+pub fn result(
+    domain: &str,
+    fragment: &str,
+    finished: Option<Timestamp>,
+    ttl_secs: u64,
+    watched: bool,
+) -> Markup {
     layout(
         &format!("{domain}: DANE report"),
         false,
@@ -133,6 +140,12 @@ pub fn result(domain: &str, fragment: &str, finished: Option<Timestamp>, ttl_sec
             main #main .report {
                 (PreEscaped(fragment))
                 section.after aria-label="About this result" {
+                    @if watched {
+                        p.watched {
+                            "This domain is watched: "
+                            a href={"/history/" (domain)} { "its history of changes" } "."
+                        }
+                    }
                     p {
                         @if let Some(t) = finished { "Checked at " (t) ". " }
                         "This result is kept for " (duration_words(ttl_secs)) "; "
@@ -189,6 +202,74 @@ pub fn bad_domain(input: &str, why: &str) -> Markup {
             main #main {
                 h1 { "Check DANE for a mail domain" }
                 (form(input, Some(why)))
+            }
+        },
+    )
+}
+
+/// `/history/{domain}`: a watched domain's newest changes
+/// ([`crate::report::history::html`]).
+pub fn history(domain: &str, recent: &Recent) -> Markup {
+    layout(
+        &format!("{domain}: history"),
+        false,
+        html! {
+            main #main .report {
+                (crate::report::history::html(domain, recent))
+                section.after aria-label="About this history" {
+                    p {
+                        a href={"/check/" (domain)} { "Check " (domain) " now" } ". "
+                        "As JSON: " a href={"/api/v1/history/" (domain)} { "/api/v1/history/" (domain) } ". "
+                        a href="/history" { "All watched domains" } "."
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// `/history`: the domains the watch's database holds (at most `max`).
+pub fn history_list(domains: &[String], max: usize) -> Markup {
+    layout(
+        "Watched domains",
+        false,
+        html! {
+            main #main {
+                h1 { "Watched domains" }
+                @if domains.is_empty() {
+                    p { "No domain has been audited by the watch yet." }
+                } @else {
+                    p.intro {
+                        (domains.len()) " domain(s) audited by " code { "dane-audit watch" }
+                        ". Each page shows what changed, and when."
+                    }
+                    ul.domains {
+                        @for d in domains.iter().take(max) {
+                            li { a.domain href={"/history/" (d)} { (d) } }
+                        }
+                    }
+                    @if domains.len() > max {
+                        p { (domains.len() - max) " more not shown." }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// `/history/{domain}` of a domain the database does not hold.
+pub fn not_watched(domain: &str) -> Markup {
+    layout(
+        &format!("{domain}: not watched"),
+        false,
+        html! {
+            main #main {
+                h1 { span.domain { (domain) } " is not watched" }
+                p.message {
+                    "The watch's database has no history of this domain. "
+                    a href={"/check/" (domain)} { "Check it now" } ", or see "
+                    a href="/history" { "the watched domains" } "."
+                }
             }
         },
     )

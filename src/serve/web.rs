@@ -20,7 +20,7 @@ use super::pages;
 /// Inputs longer than this are not echoed back into the form.
 const ECHO_MAX: usize = 256;
 
-fn page(status: StatusCode, m: Markup) -> Response {
+pub(super) fn page(status: StatusCode, m: Markup) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -54,7 +54,7 @@ pub async fn form(uri: Uri) -> Response {
     }
 }
 
-fn bad_domain(input: &str, why: &str) -> Response {
+pub(super) fn bad_domain(input: &str, why: &str) -> Response {
     let echo: String = input.chars().take(ECHO_MAX).collect();
     page(StatusCode::BAD_REQUEST, pages::bad_domain(&echo, why))
 }
@@ -74,12 +74,17 @@ pub async fn result(
         return Redirect::permanent(&result_url(&domain)).into_response();
     }
     match app.open(&domain, client) {
-        Ok(opened) => audit_page(&app, &domain, &opened),
+        Ok(opened) => {
+            // A finished report of a watched domain links to its history.
+            let ready = matches!(opened.audit().outcome(), Some(Outcome::Report(_)));
+            let watched = ready && app.watched(&domain).await;
+            audit_page(&app, &domain, &opened, watched)
+        }
         Err(r) => refused(&domain, r),
     }
 }
 
-fn audit_page(app: &App, domain: &str, opened: &Opened) -> Response {
+fn audit_page(app: &App, domain: &str, opened: &Opened, watched: bool) -> Response {
     let audit = opened.audit();
     match audit.outcome() {
         Some(Outcome::Report(r)) => page(
@@ -89,6 +94,7 @@ fn audit_page(app: &App, domain: &str, opened: &Opened) -> Response {
                 &r.html,
                 audit.finished_at.get().copied(),
                 app.audits.settings().cache_ttl.as_secs(),
+                watched,
             ),
         ),
         Some(Outcome::Failed(why)) => {

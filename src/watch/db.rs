@@ -232,6 +232,21 @@ pub struct EventRow {
     pub event: Event,
 }
 
+/// A bounded view of a domain's history ([`Store::recent`]).
+#[derive(Debug, Clone)]
+pub struct Recent {
+    /// Audits stored, and when the first and the last were evaluated.
+    pub audits_total: i64,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+    pub last_verdict: Option<String>,
+    /// Events stored; `events` holds the newest of them, oldest first.
+    pub events_total: i64,
+    pub events: Vec<EventRow>,
+    /// The audits that raised `events` (those still stored), oldest first.
+    pub audits: Vec<AuditRow>,
+}
+
 /// What `--keep` removed.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Pruned {
@@ -276,6 +291,13 @@ impl Store {
 
     /// Opens an existing database read-only (`history`), beside a running watch.
     pub fn open_read(path: &Path) -> Result<Store, DbError> {
+        Store::open_read_waiting(path, BUSY_TIMEOUT)
+    }
+
+    /// [`Store::open_read`], waiting at most `busy` for a lock held by
+    /// another process (`serve` answers "busy" soon rather than hold a
+    /// request). Never writes, never migrates.
+    pub fn open_read_waiting(path: &Path, busy: Duration) -> Result<Store, DbError> {
         if !path.exists() {
             return Err(DbError::Missing {
                 path: path.display().to_string(),
@@ -286,8 +308,7 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| DbError::sql(path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| DbError::sql(path, e))?;
+        conn.busy_timeout(busy).map_err(|e| DbError::sql(path, e))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -579,6 +600,11 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Whether the database holds a domain (it was audited here).
+    pub fn knows(&self, name: &str) -> Result<bool, DbError> {
+        Ok(self.domain_id(name)?.is_some())
+    }
+
     /// The names of the domains the database knows.
     pub fn domains(&self) -> Result<Vec<String>, DbError> {
         let mut stmt = self
@@ -590,6 +616,88 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// A domain's audits and events at or after `since` (what `history`
+    /// shows); `None` when the database never audited the domain.
+    #[allow(clippy::type_complexity)]
+    pub fn history(
+        &self,
+        domain: &str,
+        since: Timestamp,
+    ) -> Result<Option<(Vec<AuditRow>, Vec<EventRow>)>, DbError> {
+        if self.domain_id(domain)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some((
+            self.audits(domain, since)?,
+            self.events(domain, since)?,
+        )))
+    }
+
+    /// A domain's newest `limit` events (oldest of them first), the audits
+    /// they belong to, and counts of everything: a bounded view of a
+    /// history of any length. `None` when the domain was never audited.
+    pub fn recent(&self, domain: &str, limit: usize) -> Result<Option<Recent>, DbError> {
+        let Some(id) = self.domain_id(domain)? else {
+            return Ok(None);
+        };
+        let e = |e| DbError::sql(&self.path, e);
+        let (audits, first, last): (i64, Option<i64>, Option<i64>) = self
+            .conn
+            .query_row(
+                "SELECT count(*), min(evaluated_at), max(evaluated_at) FROM audits WHERE domain_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(e)?;
+        let last_verdict: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT verdict FROM audits WHERE domain_id = ?1 ORDER BY evaluated_at DESC, id DESC LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(e)?;
+        let events_total: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM events WHERE domain_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(e)?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT audit_id, body FROM events WHERE domain_id = ?1
+                 ORDER BY at DESC, id DESC LIMIT ?2",
+            )
+            .map_err(e)?;
+        let mut events = self.event_rows(&mut stmt, params![id, limit as i64])?;
+        events.reverse();
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE id = ?1"))
+            .map_err(e)?;
+        let mut rows = Vec::new();
+        let mut ids: Vec<i64> = events.iter().filter_map(|ev| ev.audit_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for aid in ids {
+            let row = stmt.query_row([aid], audit_row).optional().map_err(e)?;
+            rows.extend(row);
+        }
+        Ok(Some(Recent {
+            audits_total: audits,
+            first: first.map(Timestamp),
+            last: last.map(Timestamp),
+            last_verdict,
+            events_total,
+            events,
+            audits: rows,
+        }))
+    }
+
     /// A domain's audits evaluated at or after `since`, oldest first.
     pub fn audits(&self, domain: &str, since: Timestamp) -> Result<Vec<AuditRow>, DbError> {
         let Some(id) = self.domain_id(domain)? else {
@@ -597,21 +705,13 @@ impl Store {
         };
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, evaluated_at, verdict, worst_severity, duration_ms FROM audits
-                 WHERE domain_id = ?1 AND evaluated_at >= ?2 ORDER BY evaluated_at, id",
-            )
+            .prepare(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audits
+                 WHERE domain_id = ?1 AND evaluated_at >= ?2 ORDER BY evaluated_at, id"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![id, since.0], |r| {
-                Ok(AuditRow {
-                    id: r.get(0)?,
-                    evaluated_at: Timestamp(r.get(1)?),
-                    verdict: r.get(2)?,
-                    worst_severity: r.get(3)?,
-                    duration_ms: r.get(4)?,
-                })
-            })
+            .query_map(params![id, since.0], audit_row)
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
@@ -627,8 +727,17 @@ impl Store {
                 "SELECT audit_id, body FROM events WHERE domain_id = ?1 AND at >= ?2 ORDER BY at, id",
             )
             .map_err(|e| self.err(e))?;
+        self.event_rows(&mut stmt, params![id, since.0])
+    }
+
+    /// The events a query of `audit_id, body` finds, decoded.
+    fn event_rows(
+        &self,
+        stmt: &mut rusqlite::Statement<'_>,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<EventRow>, DbError> {
         let rows = stmt
-            .query_map(params![id, since.0], |r| {
+            .query_map(params, |r| {
                 Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, String>(1)?))
             })
             .map_err(|e| self.err(e))?;
@@ -680,6 +789,19 @@ impl Store {
             .map_err(|e| self.err(e))?;
         Ok((audits, pages * page))
     }
+}
+
+/// The columns [`audit_row`] reads, in its order.
+const AUDIT_COLUMNS: &str = "id, evaluated_at, verdict, worst_severity, duration_ms";
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        evaluated_at: Timestamp(r.get(1)?),
+        verdict: r.get(2)?,
+        worst_severity: r.get(3)?,
+        duration_ms: r.get(4)?,
+    })
 }
 
 /// The domain's id and stored state, creating its row on first sight.
@@ -804,6 +926,43 @@ mod tests {
         );
         assert_eq!(loaded[0].1.last_success, Some(Timestamp(3000)));
         assert!(r.integrity().unwrap().is_empty());
+    }
+
+    #[test]
+    fn recent_is_the_newest_events_with_their_audits_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let opts = EventOptions::default();
+        let mut s = Store::open(&path).unwrap();
+        for t in 0..10 {
+            let v = if t % 2 == 0 {
+                DomainVerdict::Pass
+            } else {
+                DomainVerdict::Fail
+            };
+            s.record(&audit("a.example", 100 * (t + 1), v), &opts)
+                .unwrap();
+        }
+        drop(s);
+        let r = Store::open_read_waiting(&path, Duration::from_millis(100)).unwrap();
+        assert!(r.recent("b.example", 3).unwrap().is_none());
+        assert!(!r.knows("b.example").unwrap());
+        assert!(r.knows("a.example").unwrap());
+        let rec = r.recent("a.example", 3).unwrap().unwrap();
+        assert_eq!(rec.audits_total, 10);
+        assert_eq!(rec.events_total, 10, "domain-added, then 9 verdict changes");
+        assert_eq!(
+            (rec.first, rec.last),
+            (Some(Timestamp(100)), Some(Timestamp(1000)))
+        );
+        assert_eq!(rec.last_verdict.as_deref(), Some("fail"));
+        let at: Vec<i64> = rec.events.iter().map(|e| e.event.at.0).collect();
+        assert_eq!(at, [800, 900, 1000], "the newest, oldest first");
+        let ids: Vec<i64> = rec.audits.iter().map(|a| a.id).collect();
+        assert_eq!(ids, [8, 9, 10]);
+        let (audits, events) = r.history("a.example", Timestamp(950)).unwrap().unwrap();
+        assert_eq!((audits.len(), events.len()), (1, 1));
+        assert!(r.history("b.example", Timestamp(0)).unwrap().is_none());
     }
 
     #[test]

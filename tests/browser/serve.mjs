@@ -2,7 +2,10 @@
 // by playwright-core (no browser download). Run by tests/serve_testbed.rs
 // inside the test bed's network namespace, against a server it started:
 //
-//   node tests/browser/serve.mjs BASE_URL SCREENSHOT_DIR
+//   node tests/browser/serve.mjs BASE_URL SCREENSHOT_DIR WATCHED_DOMAIN
+//
+// The server runs with --db: a watch database in which WATCHED_DOMAIN (the
+// failing scenario) has a history, with hostile text in it.
 //
 // Prints one line per check and exits 1 on the first failure.
 
@@ -13,9 +16,9 @@ import { chromium } from "playwright-core";
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 
-const [base, shots] = process.argv.slice(2);
-if (!base || !shots) {
-  console.error("usage: serve.mjs BASE_URL SCREENSHOT_DIR");
+const [base, shots, watched] = process.argv.slice(2);
+if (!base || !shots || !watched) {
+  console.error("usage: serve.mjs BASE_URL SCREENSHOT_DIR WATCHED_DOMAIN");
   process.exit(2);
 }
 
@@ -151,6 +154,42 @@ async function run() {
     await page.screenshot({ path: `${shots}/serve-pass.png`, fullPage: true });
     check((await verdictText(page)).endsWith("PASS"), `verdict of ${PASS} is PASS`);
 
+    // 2b. The failing domain is watched: its result page links to its
+    //     history; the history shows the changes, newest first, with
+    //     the stored hostile text as text.
+    check(FAIL === watched, "the failing scenario is the watched one", { FAIL, watched });
+    await page.goto(`${base}/check/${FAIL}`);
+    await page.locator("#verdict-h").waitFor({ timeout: 90000 });
+    await page.getByRole("link", { name: "its history of changes" }).click();
+    await page.waitForURL(`${base}/history/${FAIL}`);
+    check(
+      (await page.locator("#history-h").innerText()).replace(/\s+/g, " ").trim() === `History of ${FAIL} PASS`,
+      "the history page names the domain and its last verdict",
+      await page.locator("#history-h").innerText(),
+    );
+    const changes = await page.locator("li.change").count();
+    check(changes === 3, "the history shows each audit that changed something", changes);
+    const firstChange = await page.locator("li.change").first().innerText();
+    check(firstChange.includes("verdict fail -> pass"), "newest first", firstChange);
+    const hostile = await page.locator("li.change").nth(1).innerText();
+    check(hostile.includes("<script>alert(1)</script>"), "stored hostile text is shown as text", hostile);
+    check(await page.evaluate(() => !window.__xss && document.querySelectorAll("main img, main script").length === 0),
+      "and nothing of it runs");
+    await page.screenshot({ path: `${shots}/serve-history.png`, fullPage: true });
+    await axe(page, "a domain's history");
+    await page.goto(`${base}/history`);
+    check((await page.locator(`ul.domains a[href="/history/${FAIL}"]`).count()) === 1, "the list of watched domains links to it");
+    await axe(page, "the list of watched domains");
+    await page.goto(`${base}/history/b.example`);
+    check((await page.locator("li.change").count()) === 200, "a long history shows its newest 200 changes");
+    check((await page.locator("p.older").innerText()).includes("30 older change(s) not shown"), "and says older ones exist");
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${base}/history/${FAIL}`);
+    const hOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(hOverflow <= 0, "the history reads on a 375 px phone", hOverflow);
+    await axe(page, "a domain's history on a phone");
+    await page.setViewportSize({ width: 1100, height: 900 });
+
     // 3. A phone: nothing wider than the screen.
     await page.setViewportSize({ width: 375, height: 800 });
     await page.goto(`${base}/check/${FAIL}`);
@@ -186,6 +225,8 @@ async function run() {
     check((await findingCodes(p2)).includes("tlsa-stale"), "and its findings");
     check(!(await p2.locator("button.copy").first().isVisible()), "copy buttons stay hidden without JS");
     check((await p2.locator("code.record").count()) > 0, "records are there to select");
+    await p2.goto(`${base}/history/${watched}`);
+    check((await p2.locator("li.change").count()) === 3, "without JS the history is all there");
     await nojs.close();
 
     // The page in progress (a slow scenario, so it is still running).

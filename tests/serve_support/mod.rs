@@ -7,9 +7,17 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
+
+use dane_audit::core::evidence::Timestamp;
+use dane_audit::core::finding::{Code, Severity};
+use dane_audit::core::verdict::DomainVerdict;
+use dane_audit::watch::db::{NewAudit, Store};
+use dane_audit::watch::events::EventOptions;
+use dane_audit::watch::snapshot::{FindingSnap, Snapshot};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dane-audit");
 
@@ -320,4 +328,73 @@ impl BlackHole {
             _tcp: tcp,
         }
     }
+}
+
+// --- A watch database, for `serve --db` ---------------------------------------
+
+/// Hostile text the watch could store (a reason and a finding come
+/// from what servers and zones say).
+pub const HOSTILE: &str = "<script>alert(1)</script>";
+pub const HOSTILE_IMG: &str = "\"><img src=x onerror=alert(1)>";
+
+fn snap(domain: &str, at: i64, verdict: DomainVerdict, hostile: bool) -> Snapshot {
+    Snapshot {
+        domain: domain.into(),
+        at: Timestamp(at),
+        verdict,
+        reason: hostile.then(|| HOSTILE.to_string()),
+        worst_severity: None,
+        mx_failed: false,
+        dns_complete: true,
+        ns_checked: true,
+        findings: if hostile {
+            vec![FindingSnap {
+                code: Code::TlsaWrongSelector,
+                severity: Severity::Error,
+                subject: HOSTILE_IMG.into(),
+                host: None,
+                address: None,
+                message: HOSTILE_IMG.into(),
+            }]
+        } else {
+            vec![]
+        },
+        hosts: vec![],
+        rrsig_expires: None,
+    }
+}
+
+pub fn record(s: &mut Store, domain: &str, at: i64, verdict: DomainVerdict, hostile: bool) {
+    let audit = NewAudit::new(
+        snap(domain, at, verdict, hostile),
+        Timestamp(at),
+        Duration::from_millis(120),
+        &format!("{{\"domain\":\"{domain}\"}}"),
+        "{}",
+    );
+    s.record(&audit, &EventOptions::default()).unwrap();
+}
+
+/// Evaluation time of the first audit in [`watch_db`] (2026-05-28T20:26:40Z).
+pub const T0: i64 = 1_780_000_000;
+
+/// A watch database built as `watch` builds it (through its store): `a`
+/// passes, passes, fails (with hostile text), passes again, an hour apart;
+/// b.example flips between pass and fail `flips` times.
+pub fn watch_db(dir: &Path, a: &str, flips: usize) -> PathBuf {
+    let path = dir.join("watch.db");
+    let mut s = Store::open(&path).unwrap();
+    record(&mut s, a, T0, DomainVerdict::Pass, false);
+    record(&mut s, a, T0 + 3600, DomainVerdict::Pass, false);
+    record(&mut s, a, T0 + 7200, DomainVerdict::Fail, true);
+    record(&mut s, a, T0 + 10800, DomainVerdict::Pass, false);
+    for i in 0..flips {
+        let v = if i % 2 == 0 {
+            DomainVerdict::Pass
+        } else {
+            DomainVerdict::Fail
+        };
+        record(&mut s, "b.example", T0 + 60 * i as i64, v, false);
+    }
+    path
 }
