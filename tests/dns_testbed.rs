@@ -145,6 +145,17 @@ fn codes(ev: &Evidence) -> Vec<String> {
     c
 }
 
+/// Every finding with its message, for an assertion that failed.
+fn findings_text(ev: &Evidence) -> String {
+    let audit = evaluate(ev, &EvalOptions::at(Timestamp(now())));
+    audit
+        .findings
+        .iter()
+        .map(|f| format!("{}: {}", f.code.as_str(), f.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1158,5 +1169,5 @@ fn rfc7766_servers_without_tcp_or_dnskey_are_named() {
     for p in probes(h, "ns-a.example") {
         assert!(p.dnskey.as_ref().is_some_and(|a| a.failure.is_none()));
     }
-    assert_eq!(codes(ev), ["ns-drops-dnskey"]);
+    assert_eq!(codes(ev), ["ns-drops-dnskey"], "{}", findings_text(ev));
 }

@@ -232,7 +232,7 @@ fn witness_findings(ev: &Evidence) -> Vec<Finding> {
     metas
         .into_iter()
         .filter_map(|m| {
-            let w = m.witness.as_ref()?;
+            let w = m.witness.as_ref().filter(|w| w.is_verdict())?;
             if m.outcome == Outcome::Failed {
                 return None;
             }

@@ -281,6 +281,23 @@ pub struct Witness {
     pub cd_rcode: Option<String>,
 }
 
+impl Witness {
+    /// Whether the resolver said anything about DNSSEC. A question that timed
+    /// out, or a SERVFAIL that the same question with CD=1 gets too (the
+    /// zone's servers failed, not its signatures), is no verdict: a slow or
+    /// struggling resolver must not read as one that disagrees.
+    pub fn is_verdict(&self) -> bool {
+        match self.rcode.as_str() {
+            "NOERROR" | "NXDOMAIN" => true,
+            "SERVFAIL" => self
+                .cd_rcode
+                .as_deref()
+                .is_none_or(|cd| matches!(cd, "NOERROR" | "NXDOMAIN")),
+            _ => false,
+        }
+    }
+}
+
 /// One alias followed on the way to the answer.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CnameHop {
@@ -887,6 +904,30 @@ pub fn parse_evidence(text: &str) -> Result<Vec<Evidence>, EvidenceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_answer_is_a_witness_verdict() {
+        let w = |rcode: &str, cd: Option<&str>| Witness {
+            rcode: rcode.into(),
+            ad: false,
+            ede: None,
+            cd_rcode: cd.map(str::to_string),
+        };
+        for (witness, verdict) in [
+            (w("NOERROR", None), true),
+            (w("NXDOMAIN", None), true),
+            (w("SERVFAIL", Some("NOERROR")), true),
+            (w("SERVFAIL", Some("NXDOMAIN")), true),
+            (w("SERVFAIL", None), true),
+            (w("SERVFAIL", Some("SERVFAIL")), false),
+            (w("SERVFAIL", Some("timeout")), false),
+            (w("timeout", None), false),
+            (w("network-error", None), false),
+            (w("REFUSED", None), false),
+        ] {
+            assert_eq!(witness.is_verdict(), verdict, "{witness:?}");
+        }
+    }
 
     #[test]
     fn implicit_and_null_mx_targets() {
