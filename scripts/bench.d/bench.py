@@ -420,6 +420,7 @@ class Infra:
         missing = [x for x in self.addrs if f" {x}/32" not in f" {have} ".replace("\n", " ")]
         if missing:
             raise SystemExit(f"could not add {missing[:3]}... to {NS}")
+        self.counters_up()
         self.nsd_up()
         if self.shape.on:
             self.dnsdist_up()
@@ -519,6 +520,37 @@ class Infra:
                  "    type filter hook output priority 0; policy accept;\n"
                  f"    ip daddr {{ {', '.join(dead)} }} drop\n  }}\n}}\n")
         subprocess.run(netns("nft", "-f", "-"), input=rules.encode(), check=True)
+
+    COUNT_TABLE = "dane_bench_count"
+
+    def counters_up(self):
+        """nftables counters of DNS queries (UDP packets and TCP connections to port 53)
+        sent to the resolver and to the authoritative servers: what each run asks, seen
+        from outside the tool."""
+        auth = [NSD4] + ([ns_addr(k) for k in range(NS_EXTRA)] if self.shape.on else [])
+        subprocess.run(netns("nft", "delete", "table", "ip", self.COUNT_TABLE),
+                       capture_output=True)
+        rules = [f"table ip {self.COUNT_TABLE} {{"]
+        for name, dst in (("resolver", RES4), ("auth", ", ".join(auth))):
+            rules += [f"  counter {name}_udp {{}}", f"  counter {name}_tcp {{}}"]
+        rules += ["  chain out {", "    type filter hook output priority -10; policy accept;"]
+        for name, dst in (("resolver", RES4), ("auth", ", ".join(auth))):
+            rules += [f"    ip daddr {{ {dst} }} udp dport 53 counter name {name}_udp",
+                      f"    ip daddr {{ {dst} }} tcp dport 53 tcp flags syn / syn,ack "
+                      f"counter name {name}_tcp"]
+        rules += ["  }", "}"]
+        subprocess.run(netns("nft", "-f", "-"), input="\n".join(rules).encode(), check=True)
+
+    def queries(self):
+        """The counters now: {name: packets} (a TCP connection counts one SYN)."""
+        out = subprocess.run(netns("nft", "-j", "list", "counters", "table", "ip",
+                                   self.COUNT_TABLE), capture_output=True, text=True).stdout
+        got = {}
+        for item in json.loads(out or '{"nftables": []}')["nftables"]:
+            c = item.get("counter")
+            if c:
+                got[c["name"]] = c["packets"]
+        return got
 
     def nft_down(self):
         subprocess.run(netns("nft", "delete", "table", "ip", self.NFT_TABLE),
@@ -704,6 +736,8 @@ smtp_tls_security_level = dane
                 p.kill()
         if self.shape.on:
             self.nft_down()
+        subprocess.run(netns("nft", "delete", "table", "ip", self.COUNT_TABLE),
+                       capture_output=True)
         batch = "".join(f"addr del {a}/32 dev lo\n" for a in self.addrs)
         subprocess.run(["ip", "-n", NS, "-force", "-batch", "-"], input=batch.encode(),
                        stderr=subprocess.DEVNULL)
@@ -755,6 +789,7 @@ class Meter:
         self.bed = bed_pids(self.infra.infra_pids())
         self.bed0 = proc_cpu(self.bed)
         self.infra0 = self.infra.cpu()
+        self.q0 = self.infra.queries()
         self.busy0 = machine_busy()
         self.t0 = time.time()
         return self
@@ -763,6 +798,8 @@ class Meter:
         self.wall = time.time() - self.t0
         now = self.infra.cpu()
         self.per_daemon = {k: round(now[k] - self.infra0[k], 3) for k in now}
+        q = self.infra.queries()
+        self.queries = {k: v - self.q0.get(k, 0) for k, v in q.items()}
         self.infra_cpu = sum(self.per_daemon.values())
         self.bed_cpu = max(0.0, proc_cpu(self.bed) - self.bed0)
         self.machine_cpu = machine_busy() - self.busy0
@@ -1165,12 +1202,15 @@ def measure_matrix(a, infra, plan, domains, listfile, shape):
              "peak_sockets": m.sampled.peak_sockets, "wrong_verdicts": wrong,
              "wrong_examples": examples,
              "tool_cpu_per_domain_ms": round(cpu / k * 1000, 3),
+             "queries_seen": m.queries,
              "infra_cpu_s_by_daemon": m.per_daemon, **(extra or {})}
         rows.append(r)
         say(f"  {tool} {inflight}-way: {k} domains in {r['wall_s']} s = "
             f"{fmt(r['domains_per_s'])} domains/s; peak RSS {rss / 1024:.1f} MiB, peak sockets "
             f"{r['peak_sockets']}, wrong verdicts {wrong}; tool CPU "
             f"{r['tool_cpu_per_domain_ms']:.2f} ms/domain; infrastructure CPU s {m.per_daemon}")
+        say(f"    DNS queries seen (UDP packets, TCP connections): {m.queries}"
+            + (f"; the tool's count: {r['dns_queries']}" if "dns_queries" in r else ""))
         for e in examples:
             say(f"    wrong: {e}")
 
