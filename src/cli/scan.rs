@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::collect::SharingStats;
 use crate::report::{self, Format, OUTPUT_SCHEMA_VERSION, RunInfo, TOOL};
+use crate::scan::fd_limit;
 use crate::scan::resume::{self, DoneLines, Sidecar};
 use crate::scan::{Counts, EvalSpec, Job, Shard, Tally};
 
@@ -62,6 +63,22 @@ pub struct ScanArgs {
     /// Seconds that audits in flight may still finish after Ctrl-C (a second Ctrl-C stops at once).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub grace: u64,
+}
+
+/// `--concurrency`, or less if the open-files limit (raised to the hard
+/// limit first) cannot hold that many domains' sockets: then said on stderr,
+/// since domains failing with EMFILE would look like unreachable servers.
+fn in_flight(concurrency: usize) -> usize {
+    let limit = fd_limit::raise_to_hard();
+    let max = fd_limit::max_in_flight(limit);
+    if concurrency > max {
+        eprintln!(
+            "dane-audit: --concurrency {concurrency} lowered to {max}: the open-files limit is {} \
+             (raise the hard limit, e.g. ulimit -Hn, for more)",
+            limit.unwrap_or_default()
+        );
+    }
+    concurrency.min(max)
 }
 
 /// Default of `--dns-cache` (shared with `watch`).
@@ -370,7 +387,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     let job = Job {
         input: input.reader,
         input_size: input.size,
-        concurrency: args.concurrency,
+        concurrency: in_flight(args.concurrency),
         domain_rate: args.rate,
         dedup_window: args.dedup_window,
         shard,
