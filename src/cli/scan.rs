@@ -65,11 +65,10 @@ pub struct ScanArgs {
     pub grace: u64,
 }
 
-/// `--concurrency`, or less if the open-files limit (raised to the hard
-/// limit first) cannot hold that many domains' sockets: then said on stderr,
-/// since domains failing with EMFILE would look like unreachable servers.
-fn in_flight(concurrency: usize) -> usize {
-    let limit = fd_limit::raise_to_hard();
+/// `--concurrency`, or less if the open-files `limit` cannot hold that many
+/// domains' sockets: then said on stderr, since domains failing with EMFILE
+/// would look like unreachable servers.
+fn in_flight(concurrency: usize, limit: Option<u64>) -> usize {
     let max = fd_limit::max_in_flight(limit);
     if concurrency > max {
         eprintln!(
@@ -217,6 +216,9 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     }
     let limits = args.polite.limits();
     limits.check()?;
+    // Before the first socket: the DNS layer sizes its bound on questions
+    // outstanding by the limit it finds.
+    let open_files = fd_limit::raise_to_hard();
     let shard = args
         .shard
         .as_deref()
@@ -387,7 +389,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     let job = Job {
         input: input.reader,
         input_size: input.size,
-        concurrency: in_flight(args.concurrency),
+        concurrency: in_flight(args.concurrency, open_files),
         domain_rate: args.rate,
         dedup_window: args.dedup_window,
         shard,

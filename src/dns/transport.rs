@@ -112,6 +112,7 @@ async fn exchange_with(
         .to_vec()
         .map_err(|e| failure(FailureKind::Other, format!("cannot encode the query: {e}")))?;
     let id = msg.metadata.id;
+    let _slot = super::outstanding::enter(server.ip()).await;
     let _waiting = crate::collect::waiting::DNS.enter();
     if how == Transport::Tcp {
         return tcp(server, &wire, id, name, qtype, timeout).await;

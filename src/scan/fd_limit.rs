@@ -34,6 +34,11 @@ pub fn raise_to_hard() -> Option<u64> {
     getrlimit(Resource::Nofile).current
 }
 
+/// The soft open-files limit now (`None`: unlimited).
+pub fn current() -> Option<u64> {
+    getrlimit(Resource::Nofile).current
+}
+
 /// The most domains that can be in flight under an open-files limit.
 pub fn max_in_flight(limit: Option<u64>) -> usize {
     match limit {
