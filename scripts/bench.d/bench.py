@@ -409,6 +409,7 @@ class Infra:
 
     def up(self):
         self.leftovers()
+        self.nft_down()  # a shaped run left with --keep must not shape this one
         if os.path.isdir(CGROOT):
             for dname in self.DAEMONS:
                 os.makedirs(os.path.join(CG, dname), exist_ok=True)
@@ -1203,12 +1204,16 @@ def measure_matrix(a, infra, plan, domains, listfile, shape):
              "wrong_examples": examples,
              "tool_cpu_per_domain_ms": round(cpu / k * 1000, 3),
              "queries_seen": m.queries,
-             "infra_cpu_s_by_daemon": m.per_daemon, **(extra or {})}
+             "infra_cpu_s_by_daemon": m.per_daemon,
+             # CPU that everything else on the machine took meanwhile (others' work)
+             "other_cpu_s": round(max(0.0, m.machine_cpu - cpu - m.infra_cpu - m.bed_cpu), 2),
+             **(extra or {})}
         rows.append(r)
         say(f"  {tool} {inflight}-way: {k} domains in {r['wall_s']} s = "
             f"{fmt(r['domains_per_s'])} domains/s; peak RSS {rss / 1024:.1f} MiB, peak sockets "
             f"{r['peak_sockets']}, wrong verdicts {wrong}; tool CPU "
-            f"{r['tool_cpu_per_domain_ms']:.2f} ms/domain; infrastructure CPU s {m.per_daemon}")
+            f"{r['tool_cpu_per_domain_ms']:.2f} ms/domain; infrastructure CPU s {m.per_daemon}; "
+            f"other processes on the machine {r['other_cpu_s']} CPU-s")
         say(f"    DNS queries seen (UDP packets, TCP connections): {m.queries}"
             + (f"; the tool's count: {r['dns_queries']}" if "dns_queries" in r else ""))
         for e in examples:
