@@ -8,6 +8,9 @@
 //! path with the matched certificate as its only anchor, which is exactly
 //! DANE-TA semantics: no public CA list is involved.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{EndEntityCert, KeyPurposeIdIter};
 
@@ -169,7 +172,61 @@ impl webpki::ExtendedKeyUsageValidator for AnyEku {
     }
 }
 
+/// The path validations of the current second, by the exact bytes they
+/// were given. A bulk scan evaluates one MX host's chain for every domain
+/// that uses the host, within the same second: the inputs (every
+/// certificate's DER, the anchor's depth, the time in seconds) are then
+/// byte-identical, and so is webpki's answer, so its signature checks are
+/// done once per second instead of once per domain.
+struct PathMemo {
+    now: i64,
+    results: HashMap<(usize, Arc<[u8]>), Result<(), PathError>>,
+}
+
+/// More distinct chains than this in one second: start afresh (memory stays
+/// bounded; a miss only costs the validation).
+const PATH_MEMO_MAX: usize = 1024;
+
+static PATHS: LazyLock<Mutex<PathMemo>> = LazyLock::new(|| {
+    Mutex::new(PathMemo {
+        now: i64::MIN,
+        results: HashMap::new(),
+    })
+});
+
+/// Every certificate of `chain`, each after its length, so that no two
+/// different chains give the same bytes.
+fn chain_bytes(chain: &[CertInfo]) -> Arc<[u8]> {
+    let mut out = Vec::with_capacity(chain.iter().map(|c| c.der.len() + 4).sum());
+    for c in chain {
+        out.extend_from_slice(&(c.der.len() as u32).to_be_bytes());
+        out.extend_from_slice(&c.der);
+    }
+    out.into()
+}
+
 fn webpki_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<(), PathError> {
+    let key = (ta_depth, chain_bytes(chain));
+    let lock = || PATHS.lock().unwrap_or_else(|e| e.into_inner());
+    {
+        let memo = lock();
+        if memo.now == now.0
+            && let Some(r) = memo.results.get(&key)
+        {
+            return r.clone();
+        }
+    }
+    let r = validate_path(chain, ta_depth, now);
+    let mut memo = lock();
+    if memo.now != now.0 || memo.results.len() >= PATH_MEMO_MAX {
+        memo.now = now.0;
+        memo.results.clear();
+    }
+    memo.results.insert(key, r.clone());
+    r
+}
+
+fn validate_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<(), PathError> {
     let der = CertificateDer::from(chain[ta_depth].der.as_slice());
     let anchor = webpki::anchor_from_trusted_cert(&der).map_err(PathError::NotAnAnchor)?;
     let intermediates: Vec<&CertInfo> = chain
