@@ -321,6 +321,38 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_path_result_is_the_one_computed_for_those_bytes() {
+        let leaf = load("leaf-rsa");
+        let int = load("int-ca");
+        let chain = vec![leaf.clone(), int.clone()];
+        let first = webpki_path(&chain, 1, NOW);
+        assert_eq!(first, validate_path(&chain, 1, NOW));
+        // Same bytes, same second: the shared result; another time or
+        // another chain: its own.
+        assert_eq!(webpki_path(&chain, 1, NOW), first);
+        let later = Timestamp(NOW.0 + 100 * 365 * 86_400);
+        assert_eq!(
+            webpki_path(&chain, 1, later),
+            validate_path(&chain, 1, later)
+        );
+        assert_ne!(webpki_path(&chain, 1, later), first);
+        let swapped = vec![int, leaf];
+        assert_eq!(
+            webpki_path(&swapped, 1, NOW),
+            validate_path(&swapped, 1, NOW)
+        );
+    }
+
+    #[test]
+    fn chain_bytes_keep_certificates_apart() {
+        let a = CertInfo::parse(b"ab");
+        let b = CertInfo::parse(b"c");
+        let c = CertInfo::parse(b"a");
+        let d = CertInfo::parse(b"bc");
+        assert_ne!(chain_bytes(&[a, b]), chain_bytes(&[c, d]));
+    }
+
+    #[test]
     fn dane_ee_matches_leaf_only() {
         let leaf = load("leaf-rsa");
         let int = load("int-ca");
