@@ -180,8 +180,11 @@ impl webpki::ExtendedKeyUsageValidator for AnyEku {
 /// done once per second instead of once per domain.
 struct PathMemo {
     now: i64,
-    results: HashMap<(usize, Arc<[u8]>), Result<(), PathError>>,
+    results: HashMap<PathKey, Result<(), PathError>>,
 }
+
+/// The anchor's depth and [`chain_bytes`].
+type PathKey = (usize, Arc<[u8]>);
 
 /// More distinct chains than this in one second: start afresh (memory stays
 /// bounded; a miss only costs the validation).
