@@ -172,28 +172,29 @@ impl webpki::ExtendedKeyUsageValidator for AnyEku {
     }
 }
 
-/// The path validations of the current second, by the exact bytes they
-/// were given. A bulk scan evaluates one MX host's chain for every domain
-/// that uses the host, within the same second: the inputs (every
-/// certificate's DER, the anchor's depth, the time in seconds) are then
-/// byte-identical, and so is webpki's answer, so its signature checks are
-/// done once per second instead of once per domain.
+/// Chains that validated, by the exact bytes they were given, with the
+/// span of time in which every one of their certificates is valid. A bulk
+/// scan evaluates one MX host's chain for every domain that uses the host:
+/// the certificates and the anchor's depth are byte-identical, and webpki's
+/// answer then depends on the time only through each certificate's
+/// validity period. So a chain that validated at some moment validates at
+/// any other moment inside that span, and its signatures are checked once,
+/// not once per domain. Failures are not shared (they are rare, and their
+/// reason may depend on the time).
 struct PathMemo {
-    now: i64,
-    results: HashMap<PathKey, Result<(), PathError>>,
+    valid: HashMap<PathKey, (Timestamp, Timestamp)>,
 }
 
 /// The anchor's depth and [`chain_bytes`].
 type PathKey = (usize, Arc<[u8]>);
 
-/// More distinct chains than this in one second: start afresh (memory stays
-/// bounded; a miss only costs the validation).
-const PATH_MEMO_MAX: usize = 1024;
+/// More distinct chains than this: start afresh (memory stays bounded; a
+/// miss only costs the validation).
+const PATH_MEMO_MAX: usize = 4096;
 
 static PATHS: LazyLock<Mutex<PathMemo>> = LazyLock::new(|| {
     Mutex::new(PathMemo {
-        now: i64::MIN,
-        results: HashMap::new(),
+        valid: HashMap::new(),
     })
 });
 
@@ -208,24 +209,32 @@ fn chain_bytes(chain: &[CertInfo]) -> Arc<[u8]> {
     out.into()
 }
 
+/// When every certificate of `chain` is valid: from the latest start to the
+/// earliest end (`None` if a period is unknown).
+fn common_validity(chain: &[CertInfo]) -> Option<(Timestamp, Timestamp)> {
+    chain.iter().try_fold(
+        (Timestamp(i64::MIN), Timestamp(i64::MAX)),
+        |(from, to), c| Some((from.max(c.not_before?), to.min(c.not_after?))),
+    )
+}
+
 fn webpki_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<(), PathError> {
     let key = (ta_depth, chain_bytes(chain));
     let lock = || PATHS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((from, to)) = lock().valid.get(&key)
+        && *from <= now
+        && now <= *to
     {
-        let memo = lock();
-        if memo.now == now.0
-            && let Some(r) = memo.results.get(&key)
-        {
-            return r.clone();
-        }
+        return Ok(());
     }
     let r = validate_path(chain, ta_depth, now);
-    let mut memo = lock();
-    if memo.now != now.0 || memo.results.len() >= PATH_MEMO_MAX {
-        memo.now = now.0;
-        memo.results.clear();
+    if let (Ok(()), Some(span)) = (&r, common_validity(chain)) {
+        let mut memo = lock();
+        if memo.valid.len() >= PATH_MEMO_MAX {
+            memo.valid.clear();
+        }
+        memo.valid.insert(key, span);
     }
-    memo.results.insert(key, r.clone());
     r
 }
 
