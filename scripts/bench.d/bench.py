@@ -1192,7 +1192,7 @@ def measure_matrix(a, infra, plan, domains, listfile, shape):
     posttls-finger at each --peer-jobs, on the same network: domains/s, peak RSS, peak
     open sockets, wrong verdicts."""
     n = len(domains)
-    conc = [int(x) for x in (a.concurrency or "128").split(",")]
+    conc = [int(x) for x in (a.concurrency or "1024").split(",")]
     jobs = [int(x) for x in (a.peer_jobs or str(a.jobs)).split(",")] if not a.no_peers else []
     res = {"n": n, "network": shape.text(), "rows": []}
     rows = res["rows"]
