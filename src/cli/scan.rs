@@ -34,9 +34,10 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub eval: EvalArgs,
     /// Domains audited at once (their hosts and addresses run in parallel
-    /// too). 1024 by default: at 50 ms of round trip it audits a third more
-    /// domains per second than 128, and more in flight bought nothing more in
-    /// the benchmark but memory (README, "Domains in flight").
+    /// too). 1024 by default: at 50 ms of round trip it audits a third to a
+    /// half more domains per second than 128 through a resolver, and more in
+    /// flight bought nothing more in the benchmark but memory (README,
+    /// "Latency, loss and dead servers").
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub concurrency: usize,
     /// Domains started per second, all together (0: no limit).
