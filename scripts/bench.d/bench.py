@@ -33,12 +33,19 @@ NSD4 = "203.0.113.250"
 RES4 = "203.0.113.253"
 HOSTS = 128
 SMTP_BASE = 100  # 203.0.113.100 .. 203.0.113.227
+# With a shaped network (--rtt/--loss/--dead, issue 19): NSD moves behind dnsdist, which
+# answers on NSD4 and on NS_EXTRA more nameserver addresses (198.18.53.0/24, RFC 2544's
+# benchmarking range), and Postfix moves to SMTP_BACK_PORT behind the delaying relay.
+NSD_BACK = "203.0.113.251"
+NS_EXTRA = 100
+SMTP_BACK_PORT = 2525
 GEN_VERSION = "3"  # bump when generated data changes
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CGROOT = "/sys/fs/cgroup/cpuacct"
 NCPU = os.cpu_count() or 2
-CG = CGROOT + "/dane-bench-infra"
+# One group per bed, so that benches in two beds never count each other's daemons.
+CG = CGROOT + "/dane-bench-infra-" + NS
 
 # host indexes that are broken for every domain using them
 TLSA_BROKEN = {5, 17, 29, 41, 53}
@@ -92,6 +99,49 @@ EXPECT = {  # class -> (dane-audit verdict, a code that must be there)
 
 def domain_name(i):
     return f"d{i:06d}.bench"
+
+
+def expected(cls, host, shape):
+    """(dane-audit verdict, a code that must be there) of a domain: a good domain whose
+    MX address is dead cannot be shown to pass, and must never be shown to fail."""
+    if cls == "good" and host in shape.dead_hosts:
+        return "incomplete", None
+    return EXPECT[cls]
+
+
+def ns_addr(k):
+    return f"198.18.53.{1 + k}"
+
+
+def ns_name(k):
+    return f"ns{k:02d}.bench."
+
+
+class Shape:
+    """The shaped network of a run: RTT in ms, loss in % (of DNS queries at the
+    authoritative servers), dead in % (of MX addresses and of nameserver addresses,
+    dropped by nftables). `on` is false when none of --rtt/--loss/--dead was given: then
+    the bench's network is the plain zero-latency one of issue 7."""
+
+    def __init__(self, rtt, loss, dead):
+        self.on = any(x is not None for x in (rtt, loss, dead))
+        self.rtt, self.loss, self.dead = rtt or 0.0, loss or 0.0, dead or 0.0
+        good = [h for h in range(HOSTS) if h not in TLSA_BROKEN and h not in NO_STARTTLS]
+        k = round(HOSTS * self.dead / 100)
+        # Dead MX hosts are taken among the good ones, so a dead address is the only
+        # reason a domain is not `pass`: its verdict must be `incomplete`.
+        self.dead_hosts = {good[j * len(good) // k] for j in range(k)} if k else set()
+        k = round((NS_EXTRA + 1) * self.dead / 100)
+        self.dead_ns = {j * NS_EXTRA // k for j in range(k)} if k else set()
+
+    def dead_addrs(self):
+        return [smtp_addr(h) for h in sorted(self.dead_hosts)] + [
+            ns_addr(k) for k in sorted(self.dead_ns)]
+
+    def text(self):
+        return (f"rtt {self.rtt:g} ms, loss {self.loss:g}%, dead {self.dead:g}% "
+                f"({len(self.dead_hosts)} of {HOSTS} MX addresses, {len(self.dead_ns)} of "
+                f"{NS_EXTRA + 1} nameserver addresses)")
 
 
 # ---------------------------------------------------------------- generation ----------
@@ -253,23 +303,8 @@ def gen_dns(d, n, tlsa):
     chunks = [(zdir, domkey, lo, min(n, lo + 500)) for lo in range(0, n, 500)]
     with multiprocessing.Pool(os.cpu_count() or 2) as pool:
         pool.map(_sign_domains, chunks)
-    dk = _dnskey(_key(domkey))
-    lines = [
-        "$TTL 3600",
-        "@ SOA ns1.bench. hostmaster.bench. 1 3600 600 604800 300",
-        "@ NS ns1.bench.",
-        f"ns1 A {NSD4}",
-    ]
-    for h in range(HOSTS):
-        lines.append(f"mx{h:03d} A {smtp_addr(h)}")
-        lines.append(f"_25._tcp.mx{h:03d} TLSA {tlsa[str(h)]}")
-    for i in range(n):
-        name = domain_name(i)
-        ds = dns.dnssec.make_ds(name + ".", dk, "SHA256")
-        lines.append(f"{name}. NS ns1.bench.")
-        lines.append(f"{name}. DS {ds.to_text()}")
+    bench_zone(d, n, tlsa, False, os.path.join(zdir, "bench.zone"))
     benchkey = _key(os.path.join(d, "bench.key"))
-    _sign("\n".join(lines) + "\n", "bench.", benchkey, os.path.join(zdir, "bench.zone"))
     bench_ds = dns.dnssec.make_ds("bench.", _dnskey(benchkey), "SHA256")
     rootkey = _key(os.path.join(d, "root.key"))
     root = (
@@ -288,14 +323,54 @@ def gen_dns(d, n, tlsa):
     return zdir
 
 
+def bench_zone(d, n, tlsa, extra_ns, out):
+    """The signed TLD 'bench.': the MX hosts, their TLSA records and the delegations.
+    With extra_ns each domain i is delegated to ns1.bench. and to ns_name(i % NS_EXTRA)
+    (the child zones still name only ns1.bench.: their signed data stay as generated)."""
+    import dns.dnssec
+
+    dk = _dnskey(_key(os.path.join(d, "domains.key")))
+    lines = [
+        "$TTL 3600",
+        "@ SOA ns1.bench. hostmaster.bench. 1 3600 600 604800 300",
+        "@ NS ns1.bench.",
+        f"ns1 A {NSD4}",
+    ]
+    for h in range(HOSTS):
+        lines.append(f"mx{h:03d} A {smtp_addr(h)}")
+        lines.append(f"_25._tcp.mx{h:03d} TLSA {tlsa[str(h)]}")
+    if extra_ns:
+        lines += [f"{ns_name(k)} A {ns_addr(k)}" for k in range(NS_EXTRA)]
+    for i in range(n):
+        name = domain_name(i)
+        ds = dns.dnssec.make_ds(name + ".", dk, "SHA256")
+        lines.append(f"{name}. NS ns1.bench.")
+        if extra_ns:
+            lines.append(f"{name}. NS {ns_name(i % NS_EXTRA)}")
+        lines.append(f"{name}. DS {ds.to_text()}")
+    _sign("\n".join(lines) + "\n", "bench.", _key(os.path.join(d, "bench.key")), out)
+
+
+def gen_bench_ns(d, n, tlsa):
+    """The TLD with two nameservers per domain (cached): for --dead's nameserver share."""
+    out = os.path.join(d, "zones", "bench-ns.zone")
+    if not os.path.exists(out):
+        t = time.time()
+        bench_zone(d, n, tlsa, True, out)
+        say(f"  signed bench. with {NS_EXTRA} more nameservers in {time.time() - t:.1f} s")
+    return out
+
+
 # ---------------------------------------------------------------- infrastructure ------
 class Infra:
-    def __init__(self, d, cache, n):
-        self.d, self.cache, self.n = d, cache, n
+    def __init__(self, d, cache, n, shape):
+        self.d, self.cache, self.n, self.shape = d, cache, n, shape
         self.pids = {}
         self.addrs = [smtp_addr(h) for h in range(HOSTS)] + [NSD4, RES4]
+        if shape.on:
+            self.addrs += [NSD_BACK] + [ns_addr(k) for k in range(NS_EXTRA)]
 
-    DAEMONS = ("nsd", "unbound", "postfix")
+    DAEMONS = ("nsd", "unbound", "postfix", "dnsdist", "relay")
 
     def cg_join_fn(self, name):
         """A preexec_fn: the child joins the daemon's cgroup (children inherit it)."""
@@ -313,7 +388,8 @@ class Infra:
         if os.path.exists(f"{P}/etc/main.cf"):
             cmd = " ".join(netns("postfix", "-c", f"{P}/etc", "stop"))
             subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True)
-        confs = [os.path.join(self.d, "nsd", "nsd.conf"), os.path.join(self.d, "unbound", "unbound.conf")]
+        confs = [os.path.join(self.d, "nsd", "nsd.conf"), os.path.join(self.d, "unbound", "unbound.conf"),
+                 os.path.join(self.d, "dnsdist", "dnsdist.conf"), os.path.join(HERE, "delay-relay")]
         left = []
         for pid in bed_pids(set()):
             try:
@@ -333,6 +409,7 @@ class Infra:
 
     def up(self):
         self.leftovers()
+        self.nft_down()  # a shaped run left with --keep must not shape this one
         if os.path.isdir(CGROOT):
             for dname in self.DAEMONS:
                 os.makedirs(os.path.join(CG, dname), exist_ok=True)
@@ -344,7 +421,12 @@ class Infra:
         missing = [x for x in self.addrs if f" {x}/32" not in f" {have} ".replace("\n", " ")]
         if missing:
             raise SystemExit(f"could not add {missing[:3]}... to {NS}")
+        self.counters_up()
         self.nsd_up()
+        if self.shape.on:
+            self.dnsdist_up()
+            self.relay_up()
+            self.nft_up()
         self.unbound_up()
         self.postfix_up()
         self.wait_ready()
@@ -361,7 +443,7 @@ class Infra:
         zdir = os.path.join(self.cache, "zones")
         conf = [
             "server:",
-            f"    ip-address: {NSD4}",
+            f"    ip-address: {NSD_BACK if self.shape.on else NSD4}",
             "    port: 53",
             '    username: ""',
             '    chroot: ""',
@@ -383,7 +465,7 @@ class Infra:
             f"    zonefile: {zdir}/root.zone",
             "zone:",
             "    name: bench.",
-            f"    zonefile: {zdir}/bench.zone",
+            f"    zonefile: {zdir}/{'bench-ns' if self.shape.on else 'bench'}.zone",
         ]
         for i in range(self.n):
             conf += ["zone:", f"    name: {domain_name(i)}.",
@@ -395,6 +477,85 @@ class Infra:
             except FileNotFoundError:
                 pass
         self.spawn("nsd", netns("nsd", "-d", "-c", f"{nd}/nsd.conf"), f"{nd}/stdout.log")
+
+    def dnsdist_up(self):
+        """dnsdist on NSD4 and the extra nameserver addresses, in front of NSD: it drops
+        --loss % of the queries and delays every UDP answer by --rtt ms (TCP answers are
+        not delayed: dnsdist's delay is UDP-only)."""
+        dd = os.path.join(self.d, "dnsdist")
+        os.makedirs(dd, exist_ok=True)
+        conf = [f'setLocal("{NSD4}:53")']
+        conf += [f'addLocal("{ns_addr(k)}:53")' for k in range(NS_EXTRA)]
+        conf += [
+            'setACL({"0.0.0.0/0", "::/0"})',
+            "setMaxUDPOutstanding(65535)",
+            f'newServer{{address="{NSD_BACK}:53", checkName="bench.", checkType="SOA", '
+            'sockets=8}',
+        ]
+        if self.shape.loss > 0:
+            conf.append(f"addAction(ProbaRule({self.shape.loss / 100}), DropAction())")
+        if self.shape.rtt > 0:
+            conf.append(f"addResponseAction(AllRule(), DelayResponseAction({int(self.shape.rtt)}))")
+        open(f"{dd}/dnsdist.conf", "w").write("\n".join(conf) + "\n")
+        self.spawn("dnsdist", netns("dnsdist", "--supervised", "--disable-syslog", "-C",
+                                    f"{dd}/dnsdist.conf"), f"{dd}/stdout.log")
+
+    def relay_up(self):
+        """The delaying relay on port 25 of every MX address, Postfix behind it."""
+        rd = os.path.join(self.d, "relay")
+        os.makedirs(rd, exist_ok=True)
+        self.spawn("relay", netns(sys.executable, os.path.join(HERE, "delay-relay"),
+                                  "--rtt", str(self.shape.rtt), "--to-port", str(SMTP_BACK_PORT),
+                                  *[f"{smtp_addr(h)}:25" for h in range(HOSTS)]),
+                   f"{rd}/stdout.log")
+
+    NFT_TABLE = "dane_bench_dead"
+
+    def nft_up(self):
+        """Dead addresses: every packet to them is dropped in the bed's namespace."""
+        dead = self.shape.dead_addrs()
+        self.nft_down()
+        if not dead:
+            return
+        rules = (f"table ip {self.NFT_TABLE} {{\n  chain out {{\n"
+                 "    type filter hook output priority 0; policy accept;\n"
+                 f"    ip daddr {{ {', '.join(dead)} }} drop\n  }}\n}}\n")
+        subprocess.run(netns("nft", "-f", "-"), input=rules.encode(), check=True)
+
+    COUNT_TABLE = "dane_bench_count"
+
+    def counters_up(self):
+        """nftables counters of DNS queries (UDP packets and TCP connections to port 53)
+        sent to the resolver and to the authoritative servers: what each run asks, seen
+        from outside the tool."""
+        auth = [NSD4] + ([ns_addr(k) for k in range(NS_EXTRA)] if self.shape.on else [])
+        subprocess.run(netns("nft", "delete", "table", "ip", self.COUNT_TABLE),
+                       capture_output=True)
+        rules = [f"table ip {self.COUNT_TABLE} {{"]
+        for name, dst in (("resolver", RES4), ("auth", ", ".join(auth))):
+            rules += [f"  counter {name}_udp {{}}", f"  counter {name}_tcp {{}}"]
+        rules += ["  chain out {", "    type filter hook output priority -10; policy accept;"]
+        for name, dst in (("resolver", RES4), ("auth", ", ".join(auth))):
+            rules += [f"    ip daddr {{ {dst} }} udp dport 53 counter name {name}_udp",
+                      f"    ip daddr {{ {dst} }} tcp dport 53 tcp flags syn / syn,ack "
+                      f"counter name {name}_tcp"]
+        rules += ["  }", "}"]
+        subprocess.run(netns("nft", "-f", "-"), input="\n".join(rules).encode(), check=True)
+
+    def queries(self):
+        """The counters now: {name: packets} (a TCP connection counts one SYN)."""
+        out = subprocess.run(netns("nft", "-j", "list", "counters", "table", "ip",
+                                   self.COUNT_TABLE), capture_output=True, text=True).stdout
+        got = {}
+        for item in json.loads(out or '{"nftables": []}')["nftables"]:
+            c = item.get("counter")
+            if c:
+                got[c["name"]] = c["packets"]
+        return got
+
+    def nft_down(self):
+        subprocess.run(netns("nft", "delete", "table", "ip", self.NFT_TABLE),
+                       capture_output=True)
 
     def unbound_up(self):
         ud = os.path.join(self.d, "unbound")
@@ -420,8 +581,8 @@ class Infra:
     rrset-cache-size: 256m
     key-cache-size: 64m
     neg-cache-size: 16m
-    outgoing-range: 4096
-    num-queries-per-thread: 2048
+    outgoing-range: {8192 if self.shape.on else 4096}
+    num-queries-per-thread: {4096 if self.shape.on else 2048}
     aggressive-nsec: yes
     do-not-query-localhost: no
     root-hints: "{ud}/root.hints"
@@ -466,8 +627,9 @@ smtp_dns_support_level = dnssec
 smtp_tls_security_level = dane
 """)
         ms = ["# service type private unpriv chroot wakeup maxproc command + args"]
+        port = SMTP_BACK_PORT if self.shape.on else "smtp"
         for h in range(HOSTS):
-            ms.append(f"{smtp_addr(h)}:smtp inet n - n - - smtpd")
+            ms.append(f"{smtp_addr(h)}:{port} inet n - n - - smtpd")
             ms.append(f"  -o myhostname={host_name(h).rstrip('.')}")
             if h in NO_STARTTLS:
                 ms.append("  -o smtpd_tls_security_level=none")
@@ -516,7 +678,8 @@ smtp_tls_security_level = dane
             time.sleep(0.2)
         say(f"  DNS ready in {time.time() - t0:.1f} s")
         script = (
-            "for a in " + " ".join(smtp_addr(h) for h in range(HOSTS)) + "; do "
+            "for a in " + " ".join(smtp_addr(h) for h in range(HOSTS)
+                                   if h not in self.shape.dead_hosts) + "; do "
             "for i in $(seq 1 200); do timeout 2 bash -c \"exec 3<>/dev/tcp/$a/25 && "
             "IFS= read -r -t 2 l <&3 && [ \\\"\\${l:0:3}\\\" = 220 ]\" 2>/dev/null && break; "
             "sleep 0.05; done; done"
@@ -572,6 +735,10 @@ smtp_tls_security_level = dane
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if self.shape.on:
+            self.nft_down()
+        subprocess.run(netns("nft", "delete", "table", "ip", self.COUNT_TABLE),
+                       capture_output=True)
         batch = "".join(f"addr del {a}/32 dev lo\n" for a in self.addrs)
         subprocess.run(["ip", "-n", NS, "-force", "-batch", "-"], input=batch.encode(),
                        stderr=subprocess.DEVNULL)
@@ -623,6 +790,7 @@ class Meter:
         self.bed = bed_pids(self.infra.infra_pids())
         self.bed0 = proc_cpu(self.bed)
         self.infra0 = self.infra.cpu()
+        self.q0 = self.infra.queries()
         self.busy0 = machine_busy()
         self.t0 = time.time()
         return self
@@ -631,12 +799,71 @@ class Meter:
         self.wall = time.time() - self.t0
         now = self.infra.cpu()
         self.per_daemon = {k: round(now[k] - self.infra0[k], 3) for k in now}
+        q = self.infra.queries()
+        self.queries = {k: v - self.q0.get(k, 0) for k, v in q.items()}
         self.infra_cpu = sum(self.per_daemon.values())
         self.bed_cpu = max(0.0, proc_cpu(self.bed) - self.bed0)
         self.machine_cpu = machine_busy() - self.busy0
 
 
 RUNNING = []  # the measured child, stopped if the bench is interrupted
+
+
+class Sampler:
+    """Peak open sockets and peak resident memory of a process and all its descendants,
+    sampled every 0.25 s from /proc while it runs (a peer tool is many short processes:
+    its ru_maxrss is only the largest one)."""
+
+    def __init__(self, pid):
+        import threading
+
+        self.pid, self.peak_sockets, self.peak_rss_kib = pid, 0, 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _tree(self):
+        kids = {}
+        for e in os.listdir("/proc"):
+            if e.isdigit():
+                try:
+                    ppid = int(open(f"/proc/{e}/stat").read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                kids.setdefault(ppid, []).append(int(e))
+        out, todo = [], [self.pid]
+        while todo:
+            p = todo.pop()
+            out.append(p)
+            todo += kids.get(p, [])
+        return out
+
+    def _sample(self):
+        socks = rss = 0
+        for p in self._tree():
+            try:
+                fds = os.listdir(f"/proc/{p}/fd")
+                for fd in fds:
+                    try:
+                        socks += os.readlink(f"/proc/{p}/fd/{fd}").startswith("socket:")
+                    except OSError:
+                        pass
+                for l in open(f"/proc/{p}/status"):
+                    if l.startswith("VmRSS:"):
+                        rss += int(l.split()[1])
+            except OSError:
+                continue
+        self.peak_sockets = max(self.peak_sockets, socks)
+        self.peak_rss_kib = max(self.peak_rss_kib, rss)
+
+    def _run(self):
+        while not self.done.wait(0.25):
+            self._sample()
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        return self
 
 
 def wait_rusage(p):
@@ -658,7 +885,9 @@ def run_dane_audit(a, infra, listfile, out, iterative=False, extra=()):
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=open(out + ".stderr", "w"))
         RUNNING.append(p)
+        sampler = Sampler(p.pid)
         cpu, rss = wait_rusage(p)
+        m.sampled = sampler.stop()
         RUNNING.remove(p)
     if p.returncode != 0:
         raise SystemExit(f"dane-audit scan exited {p.returncode}: {open(out + '.stderr').read()}")
@@ -722,7 +951,9 @@ def run_peer(a, infra, tool, items, jobs):
     with Meter(infra) as m:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         RUNNING.append(p)
+        sampler = Sampler(p.pid)
         out, err = p.communicate()
+        m.sampled = sampler.stop()
         RUNNING.remove(p)
         r = subprocess.CompletedProcess(cmd, p.returncode, out, err)
     if r.returncode != 0:
@@ -752,6 +983,11 @@ def main():
     b.add_argument("--no-peers", action="store_true", help="measure dane-audit only")
     b.add_argument("--no-iterative", action="store_true", help="skip scan --iterative")
     b.add_argument("--no-witness-run", action="store_true", help="skip scan --no-witness")
+    b.add_argument("--rtt", type=float, help="ms added to every DNS answer and SMTP reply")
+    b.add_argument("--loss", type=float, help="%% of DNS queries dropped at the servers")
+    b.add_argument("--dead", type=float, help="%% of MX and nameserver addresses unreachable")
+    b.add_argument("--concurrency", help="dane-audit --concurrency values, e.g. 128,1024,4096,10000")
+    b.add_argument("--peer-jobs", help="posttls-finger parallelism values, e.g. 16,256")
     w = sub.add_parser("peer-worker")
     w.add_argument("--tool")
     w.add_argument("--list")
@@ -778,13 +1014,20 @@ def bench(a):
     domains = [domain_name(i) for i in range(a.n)]
     listfile = os.path.join(a.dir, "domains.txt")
     open(listfile, "w").write("\n".join(domains) + "\n")
-    infra = Infra(a.dir, a.cache, a.n)
+    shape = Shape(a.rtt, a.loss, a.dead)
+    if shape.on:
+        gen_bench_ns(a.cache, a.n, tlsa)
+    infra = Infra(a.dir, a.cache, a.n, shape)
     t = time.time()
     try:
         infra.up()
         say(f"  infrastructure up in {time.time() - t:.1f} s "
-            f"(nsd, unbound, postfix with {HOSTS} listeners)")
-        results = measure(a, infra, plan, domains, listfile)
+            f"(nsd, unbound, postfix with {HOSTS} listeners"
+            f"{', dnsdist, the delaying relay, nftables: ' + shape.text() if shape.on else ''})")
+        if shape.on or a.concurrency:
+            results = measure_matrix(a, infra, plan, domains, listfile, shape)
+        else:
+            results = measure(a, infra, plan, domains, listfile)
         results["total_wall_s"] = round(time.time() - t_start, 1)
         json.dump(results, open(os.path.join(a.dir, "results.json"), "w"), indent=2)
         say(f"\nbench: done in {results['total_wall_s']} s; figures in {a.dir}/results.json")
@@ -808,19 +1051,9 @@ def measure(a, infra, plan, domains, listfile):
 
     # ---- dane-audit, through the resolver and --iterative
     def check_da(name, out, m, cpu, rss):
-        bad = []
-        seen = 0
-        for l in open(out):
-            r = json.loads(l)
-            i = r["line"] - 1
-            seen += 1
-            want, code = EXPECT[plan[i][0]]
-            codes = {f["code"] for f in r.get("findings", [])}
-            if r["verdict"] != want or (code and code not in codes):
-                bad.append(f"{r['domain']} ({plan[i][0]}): {r['verdict']} {sorted(codes)}")
         da = summarize(name, n, m, cpu, rss)
-        da["wrong_verdicts"] = len(bad) + (n - seen)
-        da["wrong_examples"] = bad[:5]
+        wrong, da["wrong_examples"] = wrong_verdicts(out, plan, Shape(None, None, None))
+        da["wrong_verdicts"] = wrong
         summary = json.load(open(out + ".summary.json"))
         da["shared_work"] = summary["caches"]
         if "dns_queries" in summary:
@@ -952,6 +1185,91 @@ def measure(a, infra, plan, domains, listfile):
     say(f"peak RSS 10^4 vs {a.rss_lines:,} lines: {rss_small / 1024:.1f} vs {rss_big / 1024:.1f} MiB "
         f"(x{res['rss']['ratio']})")
     return res
+
+
+def measure_matrix(a, infra, plan, domains, listfile, shape):
+    """dane-audit (through the resolver and --iterative) at each --concurrency, and
+    posttls-finger at each --peer-jobs, on the same network: domains/s, peak RSS, peak
+    open sockets, wrong verdicts."""
+    n = len(domains)
+    conc = [int(x) for x in (a.concurrency or "1024").split(",")]
+    jobs = [int(x) for x in (a.peer_jobs or str(a.jobs)).split(",")] if not a.no_peers else []
+    res = {"n": n, "network": shape.text(), "rows": []}
+    rows = res["rows"]
+
+    def row(tool, inflight, k, m, cpu, rss, wrong, examples, extra=None):
+        r = {"tool": tool, "in_flight": inflight, "domains": k, "wall_s": round(m.wall, 2),
+             "domains_per_s": round(k / m.wall, 1), "peak_rss_kib": rss,
+             "peak_sockets": m.sampled.peak_sockets, "wrong_verdicts": wrong,
+             "wrong_examples": examples,
+             "tool_cpu_per_domain_ms": round(cpu / k * 1000, 3),
+             "queries_seen": m.queries,
+             "infra_cpu_s_by_daemon": m.per_daemon,
+             # CPU that everything else on the machine took meanwhile (others' work)
+             "other_cpu_s": round(max(0.0, m.machine_cpu - cpu - m.infra_cpu - m.bed_cpu), 2),
+             **(extra or {})}
+        rows.append(r)
+        say(f"  {tool} {inflight}-way: {k} domains in {r['wall_s']} s = "
+            f"{fmt(r['domains_per_s'])} domains/s; peak RSS {rss / 1024:.1f} MiB, peak sockets "
+            f"{r['peak_sockets']}, wrong verdicts {wrong}; tool CPU "
+            f"{r['tool_cpu_per_domain_ms']:.2f} ms/domain; infrastructure CPU s {m.per_daemon}; "
+            f"other processes on the machine {r['other_cpu_s']} CPU-s")
+        say(f"    DNS queries seen (UDP packets, TCP connections): {m.queries}"
+            + (f"; the tool's count: {r['dns_queries']}" if "dns_queries" in r else ""))
+        for e in examples:
+            say(f"    wrong: {e}")
+
+    for c in conc:
+        for iterative in (False, True):
+            if iterative and a.no_iterative:
+                continue
+            tool = "dane-audit --iterative" if iterative else "dane-audit"
+            say(f"\n{tool} --concurrency {c} ({shape.text() if shape.on else 'no shaping'})")
+            out = os.path.join(a.dir, f"matrix-{'it' if iterative else 'res'}-{c}.ndjson")
+            m, cpu, rss = run_dane_audit(a, infra, listfile, out, iterative=iterative,
+                                         extra=["--concurrency", str(c)])
+            wrong, ex = wrong_verdicts(out, plan, shape)
+            summary = json.load(open(out + ".summary.json"))
+            extra = {"dns_queries": summary["dns_queries"]} if "dns_queries" in summary else {}
+            row(tool, c, n, m, cpu, rss, wrong, ex, extra)
+    k = min(n, a.pf_sample)
+    for j in jobs:
+        say(f"\nposttls-finger {j}-way over the first {k} domains")
+        items = [(domains[i], host_name(plan[i][1]).rstrip(".")) for i in range(k)]
+        m, prow = run_peer(a, infra, "posttls-finger", items, j)
+        wrong = []
+        for i, r in enumerate(prow):
+            want = plan[i][0] == "good" and plan[i][1] not in shape.dead_hosts
+            if (r["class"] == "verified") != want:
+                wrong.append(f"{r['domain']} ({plan[i][0]}): {r['class']}")
+        # Many short processes: the sum over the process tree is its peak memory.
+        row("posttls-finger", j, k, m, sum(r["cpu"] for r in prow), m.sampled.peak_rss_kib,
+            len(wrong) + (k - len(prow)), wrong[:5])
+
+    say(f"\n== {shape.text() if shape.on else 'no shaping'}; {n} domains ==")
+    say(f"{'tool':<24} {'in flight':>9} {'domains/s':>10} {'peak RSS MiB':>13} "
+        f"{'peak sockets':>13} {'wrong':>6} {'wall s':>8}")
+    for r in rows:
+        say(f"{r['tool']:<24} {r['in_flight']:>9} {fmt(r['domains_per_s']):>10} "
+            f"{r['peak_rss_kib'] / 1024:>13.1f} {r['peak_sockets']:>13} "
+            f"{r['wrong_verdicts']:>6} {r['wall_s']:>8}")
+    return res
+
+
+def wrong_verdicts(out, plan, shape):
+    """How many of dane-audit's records in `out` have a wrong verdict (a domain without
+    a record counts as wrong), and a few examples."""
+    bad = []
+    seen = 0
+    for l in open(out):
+        r = json.loads(l)
+        i = r["line"] - 1
+        seen += 1
+        want, code = expected(*plan[i], shape)
+        codes = {f["code"] for f in r.get("findings", [])}
+        if r["verdict"] != want or (code and code not in codes):
+            bad.append(f"{r['domain']} ({plan[i][0]}): {r['verdict']} {sorted(codes)}")
+    return len(bad) + (len(plan) - seen), bad[:5]
 
 
 def write_rss_list(path, domains, lines, nx):

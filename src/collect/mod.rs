@@ -11,11 +11,13 @@
 //!
 //! * [`plan`]: which addresses are probed, and why the others are not.
 //! * [`polite`]: connections per address, rates.
+//! * [`waiting`]: what the work in flight waits on (DNS, SMTP, politeness).
 //! * [`cache`]: the bounded, coalescing cache under both layers.
 
 pub mod cache;
 pub mod plan;
 pub mod polite;
+pub mod waiting;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -294,7 +296,10 @@ impl Collector {
 
     /// One connection, within the per-address connection limit and the rates.
     async fn polite_probe(&self, prober: &SmtpProber, ip: IpAddr, sni: &str) -> SmtpProbe {
+        let held = waiting::POLITENESS.enter();
         let _slot = self.polite.admit(ip).await;
+        drop(held);
+        let _talking = waiting::SMTP.enter();
         prober.probe(ip, sni).await
     }
 }

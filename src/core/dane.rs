@@ -8,6 +8,9 @@
 //! path with the matched certificate as its only anchor, which is exactly
 //! DANE-TA semantics: no public CA list is involved.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{EndEntityCert, KeyPurposeIdIter};
 
@@ -169,7 +172,73 @@ impl webpki::ExtendedKeyUsageValidator for AnyEku {
     }
 }
 
+/// Chains that validated, by the exact bytes they were given, with the
+/// span of time in which every one of their certificates is valid. A bulk
+/// scan evaluates one MX host's chain for every domain that uses the host:
+/// the certificates and the anchor's depth are byte-identical, and webpki's
+/// answer then depends on the time only through each certificate's
+/// validity period. So a chain that validated at some moment validates at
+/// any other moment inside that span, and its signatures are checked once,
+/// not once per domain. Failures are not shared (they are rare, and their
+/// reason may depend on the time).
+struct PathMemo {
+    valid: HashMap<PathKey, (Timestamp, Timestamp)>,
+}
+
+/// The anchor's depth and [`chain_bytes`].
+type PathKey = (usize, Arc<[u8]>);
+
+/// More distinct chains than this: start afresh (memory stays bounded; a
+/// miss only costs the validation).
+const PATH_MEMO_MAX: usize = 4096;
+
+static PATHS: LazyLock<Mutex<PathMemo>> = LazyLock::new(|| {
+    Mutex::new(PathMemo {
+        valid: HashMap::new(),
+    })
+});
+
+/// Every certificate of `chain`, each after its length, so that no two
+/// different chains give the same bytes.
+fn chain_bytes(chain: &[CertInfo]) -> Arc<[u8]> {
+    let mut out = Vec::with_capacity(chain.iter().map(|c| c.der.len() + 4).sum());
+    for c in chain {
+        out.extend_from_slice(&(c.der.len() as u32).to_be_bytes());
+        out.extend_from_slice(&c.der);
+    }
+    out.into()
+}
+
+/// When every certificate of `chain` is valid: from the latest start to the
+/// earliest end (`None` if a period is unknown).
+fn common_validity(chain: &[CertInfo]) -> Option<(Timestamp, Timestamp)> {
+    chain.iter().try_fold(
+        (Timestamp(i64::MIN), Timestamp(i64::MAX)),
+        |(from, to), c| Some((from.max(c.not_before?), to.min(c.not_after?))),
+    )
+}
+
 fn webpki_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<(), PathError> {
+    let key = (ta_depth, chain_bytes(chain));
+    let lock = || PATHS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((from, to)) = lock().valid.get(&key)
+        && *from <= now
+        && now <= *to
+    {
+        return Ok(());
+    }
+    let r = validate_path(chain, ta_depth, now);
+    if let (Ok(()), Some(span)) = (&r, common_validity(chain)) {
+        let mut memo = lock();
+        if memo.valid.len() >= PATH_MEMO_MAX {
+            memo.valid.clear();
+        }
+        memo.valid.insert(key, span);
+    }
+    r
+}
+
+fn validate_path(chain: &[CertInfo], ta_depth: usize, now: Timestamp) -> Result<(), PathError> {
     let der = CertificateDer::from(chain[ta_depth].der.as_slice());
     let anchor = webpki::anchor_from_trusted_cert(&der).map_err(PathError::NotAnAnchor)?;
     let intermediates: Vec<&CertInfo> = chain
@@ -261,6 +330,38 @@ mod tests {
 
     fn refs() -> Vec<String> {
         vec!["mx1.example.net".into()]
+    }
+
+    #[test]
+    fn a_shared_path_result_is_the_one_computed_for_those_bytes() {
+        let leaf = load("leaf-rsa");
+        let int = load("int-ca");
+        let chain = vec![leaf.clone(), int.clone()];
+        let first = webpki_path(&chain, 1, NOW);
+        assert_eq!(first, validate_path(&chain, 1, NOW));
+        // Same bytes, same second: the shared result; another time or
+        // another chain: its own.
+        assert_eq!(webpki_path(&chain, 1, NOW), first);
+        let later = Timestamp(NOW.0 + 100 * 365 * 86_400);
+        assert_eq!(
+            webpki_path(&chain, 1, later),
+            validate_path(&chain, 1, later)
+        );
+        assert_ne!(webpki_path(&chain, 1, later), first);
+        let swapped = vec![int, leaf];
+        assert_eq!(
+            webpki_path(&swapped, 1, NOW),
+            validate_path(&swapped, 1, NOW)
+        );
+    }
+
+    #[test]
+    fn chain_bytes_keep_certificates_apart() {
+        let a = CertInfo::parse(b"ab");
+        let b = CertInfo::parse(b"c");
+        let c = CertInfo::parse(b"a");
+        let d = CertInfo::parse(b"bc");
+        assert_ne!(chain_bytes(&[a, b]), chain_bytes(&[c, d]));
     }
 
     #[test]

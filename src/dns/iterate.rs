@@ -87,6 +87,13 @@ pub const MAX_TRIES: usize = 4;
 pub const MAX_BOGUS_RETRIES: usize = 4;
 /// A server that timed out (or was unreachable) is tried last this long.
 const DOWN_TTL: Duration = Duration::from_secs(30);
+/// A question to a server not heard from yet is sent again after this long
+/// without an answer (BIND's first retransmission is at 800 ms too).
+const RESEND_UNKNOWN: Duration = Duration::from_millis(800);
+/// Added to three round trips before sending again (so also the shortest
+/// wait): room for a busy server, or a busy scanner, without sending every
+/// question twice.
+const RESEND_MIN: Duration = Duration::from_millis(250);
 /// A delegation whose servers have no usable address is remembered this long.
 const FAILURE_TTL: Duration = Duration::from_secs(30);
 const MIN_TTL: Duration = Duration::from_secs(30);
@@ -736,22 +743,30 @@ impl IterResolver {
             self.queries.fetch_add(1, Ordering::Relaxed);
             let server = SocketAddr::new(ip, self.cfg.port);
             let start = Instant::now();
-            let mut resp =
-                match transport::exchange(server, &name, qtype, flags, self.cfg.timeout).await {
-                    Ok(r) => r,
-                    Err(f) => {
-                        match f.kind {
-                            FailureKind::Timeout => {
-                                timeouts += 1;
-                                self.mark_down(ip);
-                            }
-                            FailureKind::Network => self.mark_down(ip),
-                            _ => answered += 1,
+            let mut resp = match transport::exchange_resending(
+                server,
+                &name,
+                qtype,
+                flags,
+                self.cfg.timeout,
+                self.resend_after(ip),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(f) => {
+                    match f.kind {
+                        FailureKind::Timeout => {
+                            timeouts += 1;
+                            self.mark_down(ip);
                         }
-                        problems.push(f.detail);
-                        continue;
+                        FailureKind::Network => self.mark_down(ip),
+                        _ => answered += 1,
                     }
-                };
+                    problems.push(f.detail);
+                    continue;
+                }
+            };
             self.mark_up(ip, start.elapsed());
             match classify(&resp, zone, &name, &target) {
                 Class::Referral(cut) => {
@@ -831,6 +846,17 @@ impl IterResolver {
             out.push(*ip);
         }
         out
+    }
+
+    /// When to send a question to `ip` again: three smoothed round trips
+    /// and a margin once the server has answered before (RFC 6298 in
+    /// spirit, as resolvers do), else [`RESEND_UNKNOWN`].
+    fn resend_after(&self, ip: IpAddr) -> Duration {
+        let srtt = lock(&self.servers).get(&ip).and_then(|s| s.srtt_ms);
+        match srtt {
+            Some(ms) => (Duration::from_millis(u64::from(ms)) * 3 + RESEND_MIN).min(RESEND_UNKNOWN),
+            None => RESEND_UNKNOWN,
+        }
     }
 
     fn mark_down(&self, ip: IpAddr) {

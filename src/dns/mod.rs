@@ -22,6 +22,7 @@ mod convert;
 pub mod iterate;
 mod lookup;
 mod ns_probe;
+mod outstanding;
 mod transport;
 pub mod tsig_key;
 pub mod update;

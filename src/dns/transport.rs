@@ -78,15 +78,46 @@ pub async fn exchange_over(
     timeout: Duration,
     how: Transport,
 ) -> Result<DnsResponse, Failure> {
+    exchange_with(server, name, qtype, flags, timeout, how, None).await
+}
+
+/// As [`exchange`], but a UDP question still unanswered after `resend` is
+/// sent again (same ID, same source port), then again after twice as long,
+/// until `timeout`. For authoritative servers, which nobody retries for us:
+/// one lost datagram then costs about one `resend` instead of the whole
+/// timeout. (A resolver retries upstream itself: it is not asked twice.)
+pub async fn exchange_resending(
+    server: SocketAddr,
+    name: &Name,
+    qtype: RecordType,
+    flags: Flags,
+    timeout: Duration,
+    resend: Duration,
+) -> Result<DnsResponse, Failure> {
+    let how = Transport::Auto;
+    exchange_with(server, name, qtype, flags, timeout, how, Some(resend)).await
+}
+
+async fn exchange_with(
+    server: SocketAddr,
+    name: &Name,
+    qtype: RecordType,
+    flags: Flags,
+    timeout: Duration,
+    how: Transport,
+    resend: Option<Duration>,
+) -> Result<DnsResponse, Failure> {
     let msg = build_query(name, qtype, flags);
     let wire = msg
         .to_vec()
         .map_err(|e| failure(FailureKind::Other, format!("cannot encode the query: {e}")))?;
     let id = msg.metadata.id;
+    let _slot = super::outstanding::enter(server.ip()).await;
+    let _waiting = crate::collect::waiting::DNS.enter();
     if how == Transport::Tcp {
         return tcp(server, &wire, id, name, qtype, timeout).await;
     }
-    let (data, truncated) = udp(server, &wire, id, timeout).await?;
+    let (data, truncated) = udp(server, &wire, id, timeout, resend).await?;
     if truncated && how == Transport::Auto {
         return tcp(server, &wire, id, name, qtype, timeout).await;
     }
@@ -101,14 +132,18 @@ fn io_failure(e: &std::io::Error, what: &str) -> Failure {
     }
 }
 
-/// The answer's bytes, and whether it is truncated (TC=1).
+/// The answer's bytes, and whether it is truncated (TC=1); the question is
+/// sent again after `resend`, then after doubling gaps, until `timeout`.
 async fn udp(
     server: SocketAddr,
     wire: &[u8],
     id: u16,
     timeout: Duration,
+    resend: Option<Duration>,
 ) -> Result<(Vec<u8>, bool), Failure> {
     let deadline = Instant::now() + timeout;
+    let mut gap = resend;
+    let mut resend_at = resend.map(|r| Instant::now() + r);
     let local: SocketAddr = if server.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -128,8 +163,17 @@ async fn udp(
     let mut buf: Vec<u8> = Vec::with_capacity(65_535);
     loop {
         buf.clear();
-        let left = deadline.saturating_duration_since(Instant::now());
+        let until = resend_at.filter(|t| *t < deadline).unwrap_or(deadline);
+        let left = until.saturating_duration_since(Instant::now());
         let n = match tokio::time::timeout(left, sock.recv_buf(&mut buf)).await {
+            Err(_) if until < deadline => {
+                sock.send(wire)
+                    .await
+                    .map_err(|e| io_failure(&e, "UDP send"))?;
+                gap = gap.map(|g| g * 2);
+                resend_at = gap.map(|g| Instant::now() + g);
+                continue;
+            }
             Err(_) => {
                 return Err(failure(
                     FailureKind::Timeout,

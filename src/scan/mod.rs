@@ -12,7 +12,9 @@
 //! * [`resume`]: what OUT already holds, the config sidecar.
 //! * [`shard`]: `--shard K/N` and `--shard auto`.
 //! * [`tally`], [`progress`]: counters, the progress line, the summary.
+//! * [`fd_limit`]: the open-files limit, raised to the hard limit at start.
 
+pub mod fd_limit;
 pub mod lines;
 pub mod progress;
 pub mod recent;

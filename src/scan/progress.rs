@@ -1,6 +1,6 @@
 //! The progress line on stderr (only on a terminal, never with `--quiet`):
 //! position in the input with an ETA when its size is known, records per
-//! second, and counts per verdict.
+//! second, what the domains in flight wait on, and counts per verdict.
 
 use std::time::{Duration, Instant};
 
@@ -53,9 +53,10 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         bar.set_position(bytes);
         bar.set_message(format!(
-            "{} done, {:.0}/s, {in_flight} in flight | {}",
+            "{} done, {:.0}/s, {in_flight} in flight ({}) | {}",
             tally.records,
             tally.records as f64 / secs,
+            crate::collect::waiting::summary(),
             tally.verdict_counts()
         ));
     }
