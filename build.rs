@@ -31,8 +31,15 @@ fn locked_version(lock: &str, name: &str) -> String {
 fn main() {
     println!("cargo:rerun-if-env-changed=DANE_AUDIT_GIT_REV");
     println!("cargo:rerun-if-changed=Cargo.lock");
-    for p in ["HEAD", "refs", "packed-refs"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", p]) {
+    // HEAD, the branch it names and packed-refs: not all of refs/, which
+    // other worktrees and fetches change, and each change rebuilt the crate.
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    for p in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
+        // A path that does not exist (no packed-refs yet) would make cargo
+        // rebuild every time.
+        if let Some(path) = git(&["rev-parse", "--git-path", p])
+            && std::path::Path::new(&path).exists()
+        {
             println!("cargo:rerun-if-changed={path}");
         }
     }
