@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod exit;
 pub mod explain;
 pub mod history;
+pub mod logging;
 pub mod meta;
 pub mod net_args;
 pub mod new_cert;

@@ -1,6 +1,5 @@
 //! `dane-audit serve`: the checker as a web page and JSON API.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use crate::serve::{App, AppInner, router};
 use crate::skip::SkipList;
 
 use super::exit::{CliError, Exit};
+use super::logging::{LogFormat, init_logging};
 use super::net_args::NetArgs;
 use super::report_args::EvalArgs;
 
@@ -35,12 +35,6 @@ const PER_ADDRESS_CONNECTIONS: usize = 1;
 const PER_ADDRESS_RATE: f64 = 2.0;
 /// Clients whose rate-limit state is kept.
 const RATE_TABLE: usize = 100_000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -109,20 +103,6 @@ pub struct ServeArgs {
     /// (level: DANE_AUDIT_LOG, e.g. `debug`).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DANE_AUDIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,dane_audit=info"));
-    let b = tracing_subscriber::fmt()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second initialisation (tests in one process) keeps the first.
-    let _ = match format {
-        LogFormat::Text => b.try_init(),
-        LogFormat::Json => b.json().try_init(),
-    };
 }
 
 fn check(args: &ServeArgs) -> Result<(), CliError> {

@@ -1,6 +1,5 @@
 //! `dane-audit watch`: the monitoring service (or one round with `--once`).
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,15 +14,10 @@ use crate::watch::metrics::{self, Metrics};
 use crate::watch::service::{Ended, Settings, Watch, WatchError};
 
 use super::exit::{CliError, Exit};
+use super::logging::{LogFormat, init_logging};
 use super::net_args::NetArgs;
 use super::polite_args::{PoliteArgs, read_skip_list, shared_collector};
 use super::report_args::now;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
 
 /// A duration flag (`90s`, `15m`, `1h`, `90d`).
 pub fn duration_arg(s: &str) -> Result<Duration, DurationError> {
@@ -97,20 +91,6 @@ pub struct WatchArgs {
     pub net: NetArgs,
     #[command(flatten)]
     pub polite: PoliteArgs,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DANE_AUDIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,dane_audit=info"));
-    let b = tracing_subscriber::fmt()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second initialisation (tests in one process) keeps the first.
-    let _ = match format {
-        LogFormat::Text => b.try_init(),
-        LogFormat::Json => b.json().try_init(),
-    };
 }
 
 pub async fn run(args: &WatchArgs) -> Result<Exit, CliError> {
