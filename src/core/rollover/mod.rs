@@ -28,6 +28,8 @@
 pub mod candidate;
 pub mod decision;
 mod facts;
+#[cfg(test)]
+mod fixtures;
 pub mod live;
 pub mod needs;
 pub mod procedure;

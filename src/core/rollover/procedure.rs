@@ -197,41 +197,15 @@ pub fn verification(audit: &DomainAudit, hosts: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::rollover::fixtures::{case, new_cert};
     use crate::core::{EvalOptions, evaluate};
-
-    fn case(name: &str) -> (Evidence, Timestamp) {
-        let path = format!(
-            "{}/testdata/preflight/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        (
-            serde_json::from_value(v["evidence"].clone()).unwrap(),
-            serde_json::from_value(v["at"].clone()).unwrap(),
-        )
-    }
-
-    fn cert(names: &[&str]) -> NewCertificate {
-        let ders: Vec<Vec<u8>> = names
-            .iter()
-            .map(|n| {
-                std::fs::read(format!(
-                    "{}/testdata/certs/{n}.der",
-                    env!("CARGO_MANIFEST_DIR")
-                ))
-                .unwrap()
-            })
-            .collect();
-        NewCertificate::from_ders(&ders).unwrap()
-    }
 
     #[test]
     fn deployment_follows_the_served_leaf_key() {
         let (served_new, _) = case("address-serves-new-already-safe");
         let (served_old, _) = case("ready-state-remembers-an-old-first-sighting-safe");
         let (unreachable, _) = case("smtp-unreachable-undetermined");
-        let next = cert(&["leaf-next", "int-ca"]);
+        let next = new_cert(&["leaf-next", "int-ca"]);
         assert_eq!(deployment(&served_new, &[], &next), Deployment::Everywhere);
         assert_eq!(deployment(&served_old, &[], &next), Deployment::Nowhere);
         assert_eq!(deployment(&unreachable, &[], &next), Deployment::Nowhere);
@@ -254,11 +228,11 @@ mod tests {
 
     #[test]
     fn a_state_belongs_to_one_rollover() {
-        let next = cert(&["leaf-next", "int-ca"]);
+        let next = new_cert(&["leaf-next", "int-ca"]);
         let p = Progress::new("example.net", &next);
         assert!(p.belongs_to("example.net", &next));
         assert!(!p.belongs_to("example.org", &next));
-        assert!(!p.belongs_to("example.net", &cert(&["leaf-rsa"])));
+        assert!(!p.belongs_to("example.net", &new_cert(&["leaf-rsa"])));
         let back: Progress = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
     }

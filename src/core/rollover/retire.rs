@@ -37,39 +37,11 @@ pub fn leftovers(input: &Input<'_>, h: &HostEvidence, published: &[TlsaRdata]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::evidence::{Evidence, Timestamp};
-    use crate::core::rollover::NewCertificate;
-
-    fn case(name: &str) -> (Evidence, Timestamp) {
-        let path = format!(
-            "{}/testdata/preflight/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        (
-            serde_json::from_value(v["evidence"].clone()).unwrap(),
-            serde_json::from_value(v["at"].clone()).unwrap(),
-        )
-    }
-
-    fn new(names: &[&str]) -> NewCertificate {
-        let ders: Vec<Vec<u8>> = names
-            .iter()
-            .map(|n| {
-                std::fs::read(format!(
-                    "{}/testdata/certs/{n}.der",
-                    env!("CARGO_MANIFEST_DIR")
-                ))
-                .unwrap()
-            })
-            .collect();
-        NewCertificate::from_ders(&ders).unwrap()
-    }
+    use crate::core::rollover::fixtures::{case, new_cert};
 
     fn leftovers_of(case_name: &str, new_names: &[&str]) -> Vec<String> {
         let (ev, at) = case(case_name);
-        let new = new(new_names);
+        let new = new_cert(new_names);
         let input = Input {
             evidence: &ev,
             hosts: &[],
