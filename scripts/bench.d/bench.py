@@ -400,7 +400,10 @@ class Infra:
                 left.append(pid)
         for pid in left:
             say(f"  stopping a leftover bench process {pid}")
-            os.kill(pid, 15)
+            try:
+                os.kill(pid, 15)
+            except ProcessLookupError:  # it ended between the listing and now
+                pass
         for pid in left:
             for _ in range(100):
                 if not os.path.exists(f"/proc/{pid}"):
@@ -814,10 +817,15 @@ class Sampler:
     sampled every 0.25 s from /proc while it runs (a peer tool is many short processes:
     its ru_maxrss is only the largest one)."""
 
-    def __init__(self, pid):
+    def __init__(self, pid, out=None):
         import threading
 
         self.pid, self.peak_sockets, self.peak_rss_kib = pid, 0, 0
+        # (seconds since start, records written): when the first records came, the rate
+        # in bulk, and how long the last ones took (a fixed start-up and tail, such as the
+        # connect timeout of dead servers, weigh less as the list grows)
+        self.out, self.offset, self.records, self.curve = out, 0, 0, []
+        self.t0 = time.monotonic()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -856,9 +864,44 @@ class Sampler:
         self.peak_sockets = max(self.peak_sockets, socks)
         self.peak_rss_kib = max(self.peak_rss_kib, rss)
 
+    def _count(self):
+        if self.out is None:
+            return
+        try:
+            with open(self.out, "rb") as f:
+                f.seek(self.offset)
+                new = f.read()
+        except OSError:
+            return
+        self.offset += len(new)
+        self.records += new.count(b"\n")
+        self.curve.append((time.monotonic() - self.t0, self.records))
+
     def _run(self):
         while not self.done.wait(0.25):
             self._sample()
+            self._count()
+
+    def phases(self, n, wall):
+        """(seconds until 1% of the n records, records/s from 10% to 90%, seconds from 99%
+        to the end), read off the curve; None when there is no curve."""
+        if self.out is None or not self.curve or n < 100:
+            return None
+        curve = self.curve + [(wall, n)]
+
+        def when(k):
+            prev = (0.0, 0)
+            for t, c in curve:
+                if c >= k:
+                    if c == prev[1]:
+                        return t
+                    return prev[0] + (t - prev[0]) * (k - prev[1]) / (c - prev[1])
+                prev = (t, c)
+            return wall
+
+        t1, t10, t90, t99 = (when(n * f) for f in (0.01, 0.10, 0.90, 0.99))
+        bulk = n * 0.8 / (t90 - t10) if t90 > t10 else None
+        return round(t1, 2), (round(bulk, 1) if bulk else None), round(max(0.0, wall - t99), 2)
 
     def stop(self):
         self.done.set()
@@ -881,11 +924,14 @@ def run_dane_audit(a, infra, listfile, out, iterative=False, extra=()):
         "--quiet", "--fail-on", "never", "--summary", out + ".summary.json",
     )
     infra.flush_resolver()
+    for old in (out, out + ".scan.json"):  # the sampler counts the records of this run only
+        if os.path.exists(old):
+            os.remove(old)
     with Meter(infra) as m:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=open(out + ".stderr", "w"))
         RUNNING.append(p)
-        sampler = Sampler(p.pid)
+        sampler = Sampler(p.pid, out)
         cpu, rss = wait_rusage(p)
         m.sampled = sampler.stop()
         RUNNING.remove(p)
@@ -1208,6 +1254,8 @@ def measure_matrix(a, infra, plan, domains, listfile, shape):
              # CPU that everything else on the machine took meanwhile (others' work)
              "other_cpu_s": round(max(0.0, m.machine_cpu - cpu - m.infra_cpu - m.bed_cpu), 2),
              **(extra or {})}
+        ph = m.sampled.phases(k, m.wall)
+        r["first_1pct_s"], r["bulk_10_90_domains_per_s"], r["last_1pct_s"] = ph or (None,) * 3
         rows.append(r)
         say(f"  {tool} {inflight}-way: {k} domains in {r['wall_s']} s = "
             f"{fmt(r['domains_per_s'])} domains/s; peak RSS {rss / 1024:.1f} MiB, peak sockets "
@@ -1248,11 +1296,14 @@ def measure_matrix(a, infra, plan, domains, listfile, shape):
 
     say(f"\n== {shape.text() if shape.on else 'no shaping'}; {n} domains ==")
     say(f"{'tool':<24} {'in flight':>9} {'domains/s':>10} {'peak RSS MiB':>13} "
-        f"{'peak sockets':>13} {'wrong':>6} {'wall s':>8}")
+        f"{'peak sockets':>13} {'wrong':>6} {'wall s':>8} {'first 1% s':>11} "
+        f"{'10-90% /s':>10} {'last 1% s':>10}")
+    dash = lambda v: "-" if v is None else (fmt(v) if isinstance(v, float) and v >= 100 else v)
     for r in rows:
         say(f"{r['tool']:<24} {r['in_flight']:>9} {fmt(r['domains_per_s']):>10} "
             f"{r['peak_rss_kib'] / 1024:>13.1f} {r['peak_sockets']:>13} "
-            f"{r['wrong_verdicts']:>6} {r['wall_s']:>8}")
+            f"{r['wrong_verdicts']:>6} {r['wall_s']:>8} {dash(r['first_1pct_s']):>11} "
+            f"{dash(r['bulk_10_90_domains_per_s']):>10} {dash(r['last_1pct_s']):>10}")
     return res
 
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -47,6 +47,26 @@ impl AddressGate {
     }
 }
 
+/// SMTP connections may hold a quarter of the descriptors (DNS questions
+/// half, see [`crate::dns::outstanding`]).
+const SMTP_SHARE: u64 = 4;
+
+/// SMTP probes talking at once in the process. A probe makes its
+/// connections one after another, so this bounds SMTP sockets in total: at
+/// 10^4 domains in flight on 10^4 distinct addresses, the per-address gate
+/// alone would let every one of them connect at once and run the process
+/// out of descriptors (connections failing with EMFILE would read as
+/// unreachable servers).
+static SOCKETS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(crate::scan::fd_limit::share(SMTP_SHARE, 16)));
+
+/// Held while one probe may connect: its address's slot and one of the
+/// process's SMTP sockets.
+pub struct Admitted {
+    _slot: OwnedSemaphorePermit,
+    _socket: tokio::sync::SemaphorePermit<'static>,
+}
+
 /// Every limit on SMTP connections.
 pub struct Politeness {
     pub gate: AddressGate,
@@ -65,9 +85,10 @@ impl Politeness {
         }
     }
 
-    /// Waits until a connection to `ip` is allowed; the connection may be
-    /// made while the returned permit is held.
-    pub async fn admit(&self, ip: IpAddr) -> OwnedSemaphorePermit {
+    /// Waits until a connection to `ip` is allowed; the probe may connect
+    /// while the returned permit is held. The process-wide socket comes
+    /// last, so that no socket is held while waiting for an address.
+    pub async fn admit(&self, ip: IpAddr) -> Admitted {
         let slot = self.gate.enter(ip).await;
         if let Some(r) = &self.per_address_rate {
             r.wait(ip).await;
@@ -75,7 +96,14 @@ impl Politeness {
         if let Some(r) = &self.connection_rate {
             r.wait().await;
         }
-        slot
+        let socket = SOCKETS
+            .acquire()
+            .await
+            .expect("the SMTP socket semaphore is never closed");
+        Admitted {
+            _slot: slot,
+            _socket: socket,
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! What the work in flight is waiting on, for `scan`'s progress line: DNS
 //! questions sent and not yet answered, SMTP connections open, and probes
-//! held back by the politeness limits. With 10^4 domains in flight the rate
+//! held back by the politeness limits (or the process's SMTP socket cap). With 10^4 domains in flight the rate
 //! alone does not say whether the resolver, the mail servers or our own
 //! limits set the pace; these three counts do.
 //!
@@ -42,7 +42,7 @@ impl Drop for InProgress {
 pub static DNS: Gauge = Gauge::new();
 /// SMTP probes connecting or talking.
 pub static SMTP: Gauge = Gauge::new();
-/// SMTP probes waiting for a connection slot or a rate limit.
+/// SMTP probes waiting for a connection slot, a rate limit or a socket.
 pub static POLITENESS: Gauge = Gauge::new();
 
 /// The three counts, as the progress line shows them.

@@ -24,20 +24,17 @@ use crate::collect::polite::AddressGate;
 /// answers each within a fraction of the 3 s timeout.
 pub const PER_SERVER: usize = 512;
 
-/// Descriptors left for everything that is not a DNS question.
-const NOT_DNS_SHARE: u64 = 2;
+/// DNS questions may hold half the descriptors (SMTP a quarter, see
+/// [`crate::collect::polite`]; the rest is files and shared sockets).
+const DNS_SHARE: u64 = 2;
 
 static SERVERS: LazyLock<AddressGate> = LazyLock::new(|| AddressGate::new(PER_SERVER));
 static TOTAL: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(total()));
 
 /// Questions outstanding at once in the process: half the open-files limit
-/// as it is at the first question (`scan` raises it at start), the other
-/// half being for SMTP and everything else; at least 64, at most 2^16.
+/// as it is at the first question; at least 64, at most 2^16.
 pub fn total() -> usize {
-    let limit = crate::scan::fd_limit::current().unwrap_or(u64::MAX);
-    usize::try_from(limit / NOT_DNS_SHARE)
-        .unwrap_or(usize::MAX)
-        .clamp(64, 65_536)
+    crate::scan::fd_limit::share(DNS_SHARE, 64)
 }
 
 /// Held while one question is outstanding.

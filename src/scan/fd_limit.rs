@@ -39,6 +39,17 @@ pub fn current() -> Option<u64> {
     getrlimit(Resource::Nofile).current
 }
 
+/// A `1/divisor` share of the open-files limit as it is now (`scan` raises
+/// it at start), within `min..=65_536`: the budget of one kind of socket
+/// (DNS questions, SMTP connections), so that neither can starve the other
+/// of descriptors whatever `--concurrency` asks for.
+pub fn share(divisor: u64, min: usize) -> usize {
+    let limit = current().unwrap_or(u64::MAX);
+    usize::try_from(limit / divisor.max(1))
+        .unwrap_or(usize::MAX)
+        .clamp(min, 65_536)
+}
+
 /// The most domains that can be in flight under an open-files limit.
 pub fn max_in_flight(limit: Option<u64>) -> usize {
     match limit {
@@ -62,6 +73,13 @@ mod tests {
             (_, None) => {}
             (None, Some(_)) => panic!("an unlimited soft limit became limited"),
         }
+    }
+
+    #[test]
+    fn a_share_is_bounded() {
+        assert!((64..=65_536).contains(&share(2, 64)));
+        assert!(share(4, 16) <= share(2, 16));
+        assert_eq!(share(u64::MAX, 16), 16);
     }
 
     #[test]
