@@ -199,29 +199,11 @@ struct ScanSummary<'a> {
 }
 
 pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
-    let format = args.report.format.unwrap_or(Format::Ndjson);
-    if matches!(format, Format::Text | Format::Nagios) {
-        return Err(CliError::usage(
-            "scan writes --format ndjson (default), csv or json",
-        ));
-    }
-    if args.resume && format == Format::Json {
-        return Err(CliError::usage(
-            "--resume needs --format ndjson or csv (a JSON document cannot be appended to)",
-        ));
-    }
-    if args.concurrency == 0 {
-        return Err(CliError::usage("--concurrency must be at least 1"));
-    }
-    if !args.rate.is_finite() || args.rate < 0.0 {
-        return Err(CliError::usage(
-            "--rate must be a number of at least 0 (0: no limit)",
-        ));
-    }
+    let format = checked_format(args)?;
     let limits = args.polite.limits();
     limits.check()?;
-    // Before the first socket: the DNS layer sizes its bound on questions
-    // outstanding by the limit it finds.
+    // Before the first socket: the DNS and SMTP layers size their bounds
+    // on sockets by the limit they find.
     let open_files = fd_limit::raise_to_hard();
     let shard = args
         .shard
@@ -245,115 +227,20 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         .await?;
     let smtp = args.net.smtp_paced(limits.per_ip_rate)?;
     let info = dns.collector_info();
-
-    let anchor_hash = match &args.net.trust_anchor {
-        Some(p) => Some(file_sha256(p)?),
-        None => None,
-    };
-    let settings = RecordSettings {
-        tool_version: TOOL.version,
-        schema_version: OUTPUT_SCHEMA_VERSION,
-        format: format_name(format),
-        shard: shard.map(|s| s.to_string()),
-        resolvers: &info.resolvers,
-        trust_anchor: match &anchor_hash {
-            Some(h) => format!("sha256:{h}"),
-            None => info.trust_anchor.clone(),
-        },
-        families: args.net.family_names(),
-        nameserver_checks: !args.net.no_ns_checks,
-        smtp: !args.net.no_smtp,
-        all_hosts: args.net.all_hosts,
-        smtp_port: args.net.smtp_port,
-        key_types: args.net.key_types()?.as_string(),
-        at: args.eval.at.as_deref(),
-        days: args.eval.days,
-        sig_warn_days: args.eval.sig_warn_days,
-        accept_nexthop_name: args.eval.accept_nexthop_name,
-        skip_list_sha256: skip_hash,
-    };
-    let config = serde_json::to_value(&settings).map_err(CliError::usage)?;
+    let config = record_settings(args, format, shard, &info, skip_hash)?;
     let config_hash = resume::config_hash(&config);
 
-    // --resume: what OUT holds, if it exists; the settings must match.
     let out_path = args.report.output.clone();
     let sidecar_path = out_path.as_deref().map(resume::sidecar_path);
-    let mut done = DoneLines::default();
-    let mut previous = Tally::default();
-    let mut append = false;
-    let mut started_at = stamp();
-    if args.resume
-        && let (Some(out), Some(sc_path)) = (&out_path, &sidecar_path)
-    {
-        let exists = std::fs::metadata(out).map(|m| m.len() > 0).unwrap_or(false);
-        let sidecar = resume::read_sidecar(sc_path).map_err(CliError::usage)?;
-        match (exists, sidecar) {
-            (false, _) => {}
-            (true, None) => {
-                return Err(CliError::usage(format!(
-                    "--resume: {} has no {}: it was not written by `scan` (or the sidecar was \
-                     removed), so its settings cannot be checked",
-                    out.display(),
-                    sc_path.display()
-                )));
-            }
-            (true, Some(sc)) => {
-                if sc.config_hash != config_hash {
-                    return Err(CliError::usage(format!(
-                        "--resume: {} was written with other settings ({}); run with the same \
-                         settings or write to a new file",
-                        out.display(),
-                        differences(&sc.config, &config)
-                    )));
-                }
-                if let (Some(want), Some(p)) = (&sc.input_head_sha256, &input.path) {
-                    let have = resume::head_hash(p, sc.input_head_len).map_err(|e| {
-                        CliError::usage(format!("cannot read {}: {e}", p.display()))
-                    })?;
-                    if &have != want {
-                        return Err(CliError::usage(format!(
-                            "--resume: {} is not the input {} was written from ({})",
-                            input.shown,
-                            out.display(),
-                            sc.input
-                        )));
-                    }
-                }
-                let prev = resume::read_previous(out, format).map_err(CliError::usage)?;
-                if prev.cut_bytes > 0 && !args.quiet {
-                    eprintln!(
-                        "dane-audit: --resume: dropped a cut-off last record ({} bytes) from {}; its line is done again",
-                        prev.cut_bytes,
-                        out.display()
-                    );
-                }
-                done = prev.done;
-                previous = prev.tally;
-                append = !prev.empty;
-                started_at = sc.started_at;
-            }
+    let resumed = match (&out_path, &sidecar_path) {
+        (Some(out), Some(sc)) if args.resume => {
+            resume_from(args, format, &input, out, sc, &config, &config_hash)?
         }
-    }
-
-    let mut sidecar = Sidecar {
-        tool: format!("{} {}", TOOL.name, TOOL.version),
-        config_hash: config_hash.clone(),
-        config,
-        input: input.shown.clone(),
-        input_head_sha256: None,
-        input_head_len: 0,
-        started_at,
-        status: "running".into(),
-        updated_at: stamp(),
+        _ => Resumed::fresh(),
     };
-    if let Some(p) = &input.path {
-        let len = input.size.unwrap_or(0).min(resume::INPUT_HEAD);
-        sidecar.input_head_len = len;
-        sidecar.input_head_sha256 = resume::head_hash(p, len).ok();
-    }
-    if let Some(sc_path) = &sidecar_path {
-        resume::write_sidecar(sc_path, &sidecar)
-            .map_err(|e| CliError::output(sc_path.display(), e))?;
+    let mut sidecar = new_sidecar(&input, config, config_hash, resumed.started_at.clone());
+    if let Some(p) = &sidecar_path {
+        resume::write_sidecar(p, &sidecar).map_err(|e| CliError::output(p.display(), e))?;
     }
 
     let run_info = RunInfo {
@@ -365,21 +252,12 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         families: args.net.family_names(),
         fail_on: Some(args.report.fail_on_name()),
     };
-    let out: Box<dyn Write> = match &out_path {
-        Some(p) => {
-            let f = File::options()
-                .create(true)
-                .write(true)
-                .append(append)
-                .truncate(!append)
-                .open(p)
-                .map_err(|e| CliError::output(p.display(), e))?;
-            Box::new(BufWriter::with_capacity(64 * 1024, f))
-        }
-        None => Box::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
-    };
-    let mut sink = report::sink(format, out, false);
-    if !append {
+    let mut sink = report::sink(
+        format,
+        open_output(out_path.as_deref(), resumed.append)?,
+        false,
+    );
+    if !resumed.append {
         sink.begin(&run_info)?;
     }
 
@@ -397,7 +275,7 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         domain_rate: args.rate,
         dedup_window: args.dedup_window,
         shard,
-        done,
+        done: resumed.done,
         eval,
         grace: Duration::from_secs(args.grace),
         progress: !args.quiet && std::io::stderr().is_terminal(),
@@ -407,32 +285,23 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
     let result = match result {
         Ok(r) => r,
         Err(e) => {
-            sidecar.status = "failed".into();
-            sidecar.updated_at = stamp();
-            if let Some(p) = &sidecar_path {
-                let _ = resume::write_sidecar(p, &sidecar);
-            }
+            // The run's own error is what matters; the sidecar is best effort.
+            let _ = mark_sidecar(&mut sidecar, sidecar_path.as_deref(), "failed");
             return Err(e.into());
         }
     };
-    let mut total = previous;
+    let mut total = resumed.previous;
     total.merge(&result.tally);
     sink.end(&total.report_summary())?;
     drop(sink);
 
     let complete = !result.interrupted && result.input_error.is_none();
-    sidecar.status = if complete {
-        "complete"
-    } else if result.interrupted {
-        "interrupted"
-    } else {
-        "failed"
-    }
-    .into();
-    sidecar.updated_at = stamp();
-    if let Some(p) = &sidecar_path {
-        resume::write_sidecar(p, &sidecar).map_err(|e| CliError::output(p.display(), e))?;
-    }
+    let status = match (complete, result.interrupted) {
+        (true, _) => "complete",
+        (false, true) => "interrupted",
+        (false, false) => "failed",
+    };
+    mark_sidecar(&mut sidecar, sidecar_path.as_deref(), status)?;
 
     let exit = if result.interrupted {
         Exit::Interrupted
@@ -473,6 +342,200 @@ pub async fn run(args: &ScanArgs) -> Result<Exit, CliError> {
         )));
     }
     Ok(exit)
+}
+
+/// The output format, after the checks that need no I/O.
+fn checked_format(args: &ScanArgs) -> Result<Format, CliError> {
+    let format = args.report.format.unwrap_or(Format::Ndjson);
+    if matches!(format, Format::Text | Format::Nagios) {
+        return Err(CliError::usage(
+            "scan writes --format ndjson (default), csv or json",
+        ));
+    }
+    if args.resume && format == Format::Json {
+        return Err(CliError::usage(
+            "--resume needs --format ndjson or csv (a JSON document cannot be appended to)",
+        ));
+    }
+    if args.concurrency == 0 {
+        return Err(CliError::usage("--concurrency must be at least 1"));
+    }
+    if !args.rate.is_finite() || args.rate < 0.0 {
+        return Err(CliError::usage(
+            "--rate must be a number of at least 0 (0: no limit)",
+        ));
+    }
+    Ok(format)
+}
+
+/// The settings that decide what a record says, as the resume guard
+/// stores and compares them.
+fn record_settings(
+    args: &ScanArgs,
+    format: Format,
+    shard: Option<Shard>,
+    info: &crate::core::evidence::CollectorInfo,
+    skip_list_sha256: Option<String>,
+) -> Result<serde_json::Value, CliError> {
+    let trust_anchor = match &args.net.trust_anchor {
+        Some(p) => format!("sha256:{}", file_sha256(p)?),
+        None => info.trust_anchor.clone(),
+    };
+    let settings = RecordSettings {
+        tool_version: TOOL.version,
+        schema_version: OUTPUT_SCHEMA_VERSION,
+        format: format_name(format),
+        shard: shard.map(|s| s.to_string()),
+        resolvers: &info.resolvers,
+        trust_anchor,
+        families: args.net.family_names(),
+        nameserver_checks: !args.net.no_ns_checks,
+        smtp: !args.net.no_smtp,
+        all_hosts: args.net.all_hosts,
+        smtp_port: args.net.smtp_port,
+        key_types: args.net.key_types()?.as_string(),
+        at: args.eval.at.as_deref(),
+        days: args.eval.days,
+        sig_warn_days: args.eval.sig_warn_days,
+        accept_nexthop_name: args.eval.accept_nexthop_name,
+        skip_list_sha256,
+    };
+    serde_json::to_value(&settings).map_err(CliError::usage)
+}
+
+/// What an earlier run left in OUT (`--resume`).
+struct Resumed {
+    done: DoneLines,
+    previous: Tally,
+    /// OUT holds records: append to it (and write no header again).
+    append: bool,
+    started_at: String,
+}
+
+impl Resumed {
+    fn fresh() -> Resumed {
+        Resumed {
+            done: DoneLines::default(),
+            previous: Tally::default(),
+            append: false,
+            started_at: stamp(),
+        }
+    }
+}
+
+/// Reads what OUT holds, if it exists, after checking that it was written
+/// by `scan` with the same settings from the same input.
+fn resume_from(
+    args: &ScanArgs,
+    format: Format,
+    input: &Input,
+    out: &Path,
+    sc_path: &Path,
+    config: &serde_json::Value,
+    config_hash: &str,
+) -> Result<Resumed, CliError> {
+    let exists = std::fs::metadata(out).map(|m| m.len() > 0).unwrap_or(false);
+    let sidecar = resume::read_sidecar(sc_path).map_err(CliError::usage)?;
+    let sc = match (exists, sidecar) {
+        (false, _) => return Ok(Resumed::fresh()),
+        (true, None) => {
+            return Err(CliError::usage(format!(
+                "--resume: {} has no {}: it was not written by `scan` (or the sidecar was \
+                 removed), so its settings cannot be checked",
+                out.display(),
+                sc_path.display()
+            )));
+        }
+        (true, Some(sc)) => sc,
+    };
+    if sc.config_hash != config_hash {
+        return Err(CliError::usage(format!(
+            "--resume: {} was written with other settings ({}); run with the same \
+             settings or write to a new file",
+            out.display(),
+            differences(&sc.config, config)
+        )));
+    }
+    if let (Some(want), Some(p)) = (&sc.input_head_sha256, &input.path) {
+        let have = resume::head_hash(p, sc.input_head_len)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", p.display())))?;
+        if &have != want {
+            return Err(CliError::usage(format!(
+                "--resume: {} is not the input {} was written from ({})",
+                input.shown,
+                out.display(),
+                sc.input
+            )));
+        }
+    }
+    let prev = resume::read_previous(out, format).map_err(CliError::usage)?;
+    if prev.cut_bytes > 0 && !args.quiet {
+        eprintln!(
+            "dane-audit: --resume: dropped a cut-off last record ({} bytes) from {}; its line is done again",
+            prev.cut_bytes,
+            out.display()
+        );
+    }
+    Ok(Resumed {
+        done: prev.done,
+        previous: prev.tally,
+        append: !prev.empty,
+        started_at: sc.started_at,
+    })
+}
+
+/// The sidecar of this run, `running`, with the hash of the input's head
+/// (a file only: standard input cannot be read twice).
+fn new_sidecar(
+    input: &Input,
+    config: serde_json::Value,
+    config_hash: String,
+    started_at: String,
+) -> Sidecar {
+    let mut sidecar = Sidecar {
+        tool: format!("{} {}", TOOL.name, TOOL.version),
+        config_hash,
+        config,
+        input: input.shown.clone(),
+        input_head_sha256: None,
+        input_head_len: 0,
+        started_at,
+        status: "running".into(),
+        updated_at: stamp(),
+    };
+    if let Some(p) = &input.path {
+        let len = input.size.unwrap_or(0).min(resume::INPUT_HEAD);
+        sidecar.input_head_len = len;
+        sidecar.input_head_sha256 = resume::head_hash(p, len).ok();
+    }
+    sidecar
+}
+
+/// Records the run's status in the sidecar, when there is one.
+fn mark_sidecar(sidecar: &mut Sidecar, path: Option<&Path>, status: &str) -> Result<(), CliError> {
+    sidecar.status = status.into();
+    sidecar.updated_at = stamp();
+    match path {
+        Some(p) => resume::write_sidecar(p, sidecar).map_err(|e| CliError::output(p.display(), e)),
+        None => Ok(()),
+    }
+}
+
+/// OUT (appended to when resuming, else truncated) or standard output.
+fn open_output(path: Option<&Path>, append: bool) -> Result<Box<dyn Write>, CliError> {
+    Ok(match path {
+        Some(p) => {
+            let f = File::options()
+                .create(true)
+                .write(true)
+                .append(append)
+                .truncate(!append)
+                .open(p)
+                .map_err(|e| CliError::output(p.display(), e))?;
+            Box::new(BufWriter::with_capacity(64 * 1024, f))
+        }
+        None => Box::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
+    })
 }
 
 /// The exit code of the whole output (with --resume, earlier records too).
