@@ -584,6 +584,10 @@ class Infra:
     rrset-cache-size: 256m
     key-cache-size: 64m
     neg-cache-size: 16m
+    # A resolver serving 10^3-10^4 questions in flight needs more than the kernel's
+    # default receive buffer (~200 datagrams), as Unbound's tuning guide says; without
+    # it the bench's own resolver drops questions in bursts (measured as RcvbufErrors).
+    so-rcvbuf: 8m
     outgoing-range: {8192 if self.shape.on else 4096}
     num-queries-per-thread: {4096 if self.shape.on else 2048}
     aggressive-nsec: yes
@@ -783,6 +787,17 @@ def bed_pids(exclude):
 
 
 # ---------------------------------------------------------------- measurements --------
+def udp_rcvbuf_drops():
+    """UDP datagrams the kernel dropped in the bench's namespace because a socket's
+    receive buffer was full (a loss nobody asked for: it is the infrastructure's, or the
+    tool's own sockets')."""
+    out = subprocess.run(netns("cat", "/proc/net/snmp"), capture_output=True, text=True).stdout
+    rows = [l.split() for l in out.splitlines() if l.startswith("Udp:")]
+    if len(rows) < 2:
+        return 0
+    return int(dict(zip(rows[0][1:], rows[1][1:])).get("RcvbufErrors", 0))
+
+
 class Meter:
     """CPU of the infrastructure and the idle test bed around one measured run."""
 
@@ -794,6 +809,7 @@ class Meter:
         self.bed0 = proc_cpu(self.bed)
         self.infra0 = self.infra.cpu()
         self.q0 = self.infra.queries()
+        self.drops0 = udp_rcvbuf_drops()
         self.busy0 = machine_busy()
         self.t0 = time.time()
         return self
@@ -804,6 +820,7 @@ class Meter:
         self.per_daemon = {k: round(now[k] - self.infra0[k], 3) for k in now}
         q = self.infra.queries()
         self.queries = {k: v - self.q0.get(k, 0) for k, v in q.items()}
+        self.udp_drops = udp_rcvbuf_drops() - self.drops0
         self.infra_cpu = sum(self.per_daemon.values())
         self.bed_cpu = max(0.0, proc_cpu(self.bed) - self.bed0)
         self.machine_cpu = machine_busy() - self.busy0
@@ -815,12 +832,15 @@ RUNNING = []  # the measured child, stopped if the bench is interrupted
 class Sampler:
     """Peak open sockets and peak resident memory of a process and all its descendants,
     sampled every 0.25 s from /proc while it runs (a peer tool is many short processes:
-    its ru_maxrss is only the largest one)."""
+    its ru_maxrss is only the largest one), and the process's own high-water mark
+    (VmHWM). wait4's ru_maxrss cannot serve for dane-audit: a child forked from this
+    Python process starts with Python's resident size as its high-water mark, and exec
+    keeps it, so a small scan would read as large as the bench itself."""
 
     def __init__(self, pid, out=None):
         import threading
 
-        self.pid, self.peak_sockets, self.peak_rss_kib = pid, 0, 0
+        self.pid, self.peak_sockets, self.peak_rss_kib, self.hwm_kib = pid, 0, 0, 0
         # (seconds since start, records written): when the first records came, the rate
         # in bulk, and how long the last ones took (a fixed start-up and tail, such as the
         # connect timeout of dead servers, weigh less as the list grows)
@@ -859,6 +879,8 @@ class Sampler:
                 for l in open(f"/proc/{p}/status"):
                     if l.startswith("VmRSS:"):
                         rss += int(l.split()[1])
+                    elif l.startswith("VmHWM:") and p == self.pid:
+                        self.hwm_kib = max(self.hwm_kib, int(l.split()[1]))
             except OSError:
                 continue
         self.peak_sockets = max(self.peak_sockets, socks)
@@ -932,8 +954,10 @@ def run_dane_audit(a, infra, listfile, out, iterative=False, extra=()):
                              stderr=open(out + ".stderr", "w"))
         RUNNING.append(p)
         sampler = Sampler(p.pid, out)
-        cpu, rss = wait_rusage(p)
+        cpu, _ = wait_rusage(p)
         m.sampled = sampler.stop()
+        # `ip netns exec` execs the tool in place: the pid is dane-audit's own.
+        rss = m.sampled.hwm_kib or m.sampled.peak_rss_kib
         RUNNING.remove(p)
     if p.returncode != 0:
         raise SystemExit(f"dane-audit scan exited {p.returncode}: {open(out + '.stderr').read()}")
@@ -1250,6 +1274,7 @@ def measure_matrix(a, infra, plan, domains, listfile, shape):
              "wrong_examples": examples,
              "tool_cpu_per_domain_ms": round(cpu / k * 1000, 3),
              "queries_seen": m.queries,
+             "udp_rcvbuf_drops": m.udp_drops,
              "infra_cpu_s_by_daemon": m.per_daemon,
              # CPU that everything else on the machine took meanwhile (others' work)
              "other_cpu_s": round(max(0.0, m.machine_cpu - cpu - m.infra_cpu - m.bed_cpu), 2),
@@ -1262,6 +1287,7 @@ def measure_matrix(a, infra, plan, domains, listfile, shape):
             f"{r['peak_sockets']}, wrong verdicts {wrong}; tool CPU "
             f"{r['tool_cpu_per_domain_ms']:.2f} ms/domain; infrastructure CPU s {m.per_daemon}; "
             f"other processes on the machine {r['other_cpu_s']} CPU-s")
+        say(f"    UDP datagrams dropped for full receive buffers: {m.udp_drops}")
         say(f"    DNS queries seen (UDP packets, TCP connections): {m.queries}"
             + (f"; the tool's count: {r['dns_queries']}" if "dns_queries" in r else ""))
         for e in examples:

@@ -14,6 +14,8 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use crate::core::evidence::{Failure, FailureKind};
 
+use super::outstanding::Outcome;
+
 /// The EDNS payload size we advertise (DNS flag day 2020).
 pub const EDNS_PAYLOAD: u16 = 1232;
 /// An answer with more records than this is not plausible for the questions we ask.
@@ -112,16 +114,24 @@ async fn exchange_with(
         .to_vec()
         .map_err(|e| failure(FailureKind::Other, format!("cannot encode the query: {e}")))?;
     let id = msg.metadata.id;
-    let _slot = super::outstanding::enter(server.ip()).await;
+    let slot = super::outstanding::enter(server.ip()).await;
     let _waiting = crate::collect::waiting::DNS.enter();
-    if how == Transport::Tcp {
-        return tcp(server, &wire, id, name, qtype, timeout).await;
-    }
-    let (data, truncated) = udp(server, &wire, id, timeout, resend).await?;
-    if truncated && how == Transport::Auto {
-        return tcp(server, &wire, id, name, qtype, timeout).await;
-    }
-    decode(data, id, name, qtype, server)
+    let result = match how {
+        Transport::Tcp => tcp(server, &wire, id, name, qtype, timeout).await,
+        _ => match udp(server, &wire, id, timeout, resend).await {
+            Ok((_, true)) if how == Transport::Auto => {
+                tcp(server, &wire, id, name, qtype, timeout).await
+            }
+            Ok((data, _)) => decode(data, id, name, qtype, server),
+            Err(f) => Err(f),
+        },
+    };
+    slot.settle(match &result {
+        Ok(_) => Outcome::Answered,
+        Err(f) if f.kind == FailureKind::Timeout => Outcome::TimedOut,
+        Err(_) => Outcome::Other,
+    });
+    result
 }
 
 fn io_failure(e: &std::io::Error, what: &str) -> Failure {
