@@ -9,39 +9,59 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+/// One shared value per destination address (a semaphore, a DNS window),
+/// made on first use. Entries live only while someone holds or waits for
+/// them, so memory follows the work in flight, not every address ever seen.
+pub struct PerAddress<T> {
+    map: Mutex<HashMap<IpAddr, Weak<T>>>,
+}
+
+impl<T> Default for PerAddress<T> {
+    fn default() -> Self {
+        PerAddress {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> PerAddress<T> {
+    /// The value of `ip`, made by `make` when nobody holds one.
+    pub fn get(&self, ip: IpAddr, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 4096 {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        match map.get(&ip).and_then(Weak::upgrade) {
+            Some(v) => v,
+            None => {
+                let v = Arc::new(make());
+                map.insert(ip, Arc::downgrade(&v));
+                v
+            }
+        }
+    }
+}
+
 /// Limits concurrent connections per destination address (default 1), so a
-/// host shared by many MX names is never hit in parallel. Entries live only
-/// while someone holds or waits for them, so memory follows the work in flight.
+/// host shared by many MX names is never hit in parallel.
 pub struct AddressGate {
     per_address: usize,
-    slots: Mutex<HashMap<IpAddr, Weak<Semaphore>>>,
+    slots: PerAddress<Semaphore>,
 }
 
 impl AddressGate {
     pub fn new(per_address: usize) -> AddressGate {
         AddressGate {
             per_address: per_address.max(1),
-            slots: Mutex::new(HashMap::new()),
+            slots: PerAddress::default(),
         }
     }
 
     /// Waits for a connection slot to `ip`.
     pub async fn enter(&self, ip: IpAddr) -> OwnedSemaphorePermit {
-        let sem = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            if slots.len() > 4096 {
-                slots.retain(|_, w| w.strong_count() > 0);
-            }
-            match slots.get(&ip).and_then(Weak::upgrade) {
-                Some(s) => s,
-                None => {
-                    let s = Arc::new(Semaphore::new(self.per_address));
-                    slots.insert(ip, Arc::downgrade(&s));
-                    s
-                }
-            }
-        };
-        sem.acquire_owned()
+        self.slots
+            .get(ip, || Semaphore::new(self.per_address))
+            .acquire_owned()
             .await
             .expect("address gate semaphores are never closed")
     }

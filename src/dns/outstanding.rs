@@ -19,11 +19,12 @@
 //! A resolver that cannot keep up with 512 questions at once is then asked
 //! fewer at a time instead of being asked the same questions again.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+
+use crate::collect::polite::PerAddress;
 
 /// Questions outstanding at once to one server address, at most: enough to
 /// keep a resolver or a big hoster's nameserver busy at Internet round trips
@@ -45,7 +46,8 @@ const OUTCOMES: usize = 100;
 /// [`crate::collect::polite`]; the rest is files and shared sockets).
 const DNS_SHARE: u64 = 2;
 
-static SERVERS: LazyLock<Windows> = LazyLock::new(Windows::default);
+/// The windows of the servers with questions out or waiting.
+static SERVERS: LazyLock<PerAddress<Window>> = LazyLock::new(PerAddress::default);
 static TOTAL: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(total()));
 
 /// Questions outstanding at once in the process: half the open-files limit
@@ -141,30 +143,6 @@ impl Window {
     }
 }
 
-/// The windows of the servers with questions out or waiting (an entry
-/// lives only while someone holds or waits for it).
-#[derive(Default)]
-struct Windows {
-    map: Mutex<HashMap<IpAddr, Weak<Window>>>,
-}
-
-impl Windows {
-    fn of(&self, ip: IpAddr) -> Arc<Window> {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 4096 {
-            map.retain(|_, w| w.strong_count() > 0);
-        }
-        match map.get(&ip).and_then(Weak::upgrade) {
-            Some(w) => w,
-            None => {
-                let w = Arc::new(Window::new());
-                map.insert(ip, Arc::downgrade(&w));
-                w
-            }
-        }
-    }
-}
-
 /// Held while one question is outstanding; [`Outstanding::settle`] tells
 /// the server's window how it ended (dropping it unsettled says nothing).
 pub struct Outstanding {
@@ -175,6 +153,11 @@ pub struct Outstanding {
 
 impl Outstanding {
     pub fn settle(mut self, outcome: Outcome) {
+        self.finish(outcome);
+    }
+
+    /// Gives the slot back to the window, or retires it if the window was cut.
+    fn finish(&mut self, outcome: Outcome) {
         if let Some(slot) = self.slot.take()
             && !self.window.settle(outcome)
         {
@@ -191,17 +174,13 @@ impl Outstanding {
 
 impl Drop for Outstanding {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take()
-            && !self.window.settle(Outcome::Other)
-        {
-            slot.forget();
-        }
+        self.finish(Outcome::Other);
     }
 }
 
 /// Waits until one more question to `server` may be sent.
 pub async fn enter(server: IpAddr) -> Outstanding {
-    let window = SERVERS.of(server);
+    let window = SERVERS.get(server, Window::new);
     let slot = Arc::clone(&window.slots)
         .acquire_owned()
         .await
